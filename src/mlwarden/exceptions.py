@@ -1,0 +1,56 @@
+"""The error hierarchy of mlwarden, drawn in one place.
+
+Every error a user can cause derives from :class:`MlwardenError` and carries the context that
+explains it as attributes (``path``, ``column``, ``parameter``), so that callers can react without
+parsing messages. Messages say what happened, what was expected, and what to do next.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MlwardenError(Exception):
+    """Base class of every error raised by mlwarden on purpose."""
+
+
+class InputError(MlwardenError, ValueError):
+    """Data handed to mlwarden cannot be read or does not have the expected shape.
+
+    ``path`` names the file (when the data came from one) and ``column`` the column at fault.
+    """
+
+    def __init__(
+        self, message: str, *, path: str | Path | None = None, column: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.path = str(path) if path is not None else None
+        self.column = column
+
+
+class ParameterError(MlwardenError, ValueError):
+    """A function or class was given a parameter outside its allowed values."""
+
+    def __init__(self, message: str, *, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+class SchemaError(MlwardenError, ValueError):
+    """A schema is inconsistent, or data does not match the schema it is checked against."""
+
+    def __init__(self, message: str, *, column: str | None = None) -> None:
+        super().__init__(message)
+        self.column = column
+
+
+class MergeError(MlwardenError, ValueError):
+    """Two summaries cannot be merged (different columns, kinds, histogram bins or sketch sizes)."""
+
+    def __init__(self, message: str, *, column: str | None = None) -> None:
+        super().__init__(message)
+        self.column = column
+
+
+class FormatError(MlwardenError, ValueError):
+    """A serialized profile or sketch is corrupt or was written by an unknown format version."""
