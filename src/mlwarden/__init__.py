@@ -1,7 +1,58 @@
-"""mlwarden: quality assurance and observability for machine-learning models in production."""
+"""mlwarden: quality assurance and observability for machine-learning models in production.
+
+The public facade. Heavy modules load on first use, so that ``import mlwarden`` and the command
+line start fast.
+
+Example:
+    >>> import polars as pl
+    >>> import mlwarden
+    >>> p = mlwarden.profile(pl.DataFrame({"temperature_c": [20.5, 21.0, 80.0]}))
+    >>> p["temperature_c"].moments.max
+    80.0
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from mlwarden._version import __version__
 
-__all__ = ["__version__"]
+if TYPE_CHECKING:
+    from mlwarden.profiling import Profile, ProfileConfig, profile
+    from mlwarden.schema import Kind, Role, Schema, infer_schema
+
+__all__ = [
+    "Kind",
+    "Profile",
+    "ProfileConfig",
+    "Role",
+    "Schema",
+    "__version__",
+    "infer_schema",
+    "profile",
+]
+
+_LAZY = {
+    "profile": "mlwarden.profiling",
+    "Profile": "mlwarden.profiling",
+    "ProfileConfig": "mlwarden.profiling",
+    "Kind": "mlwarden.schema",
+    "Role": "mlwarden.schema",
+    "Schema": "mlwarden.schema",
+    "infer_schema": "mlwarden.schema",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlwarden' has no attribute '{name}'")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -7,7 +7,10 @@ parsing messages. Messages say what happened, what was expected, and what to do 
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class MlwardenError(Exception):
