@@ -389,7 +389,8 @@ def test_csv_numbers_then_words_is_a_mixed_type_error(tmp_path: Path) -> None:
         list(iter_batches(path))
     assert str(caught.value) == (
         f"{path}: column 'pressure' mixes types: expected numbers (as in its first rows) but "
-        "found 'abc'. Clean the column or read it as text."
+        "found 'abc'. Clean the column, or read it as text with kinds={'pressure': 'text'} "
+        "(--kind pressure=text)."
     )
     assert (caught.value.path, caught.value.column) == (str(path), "pressure")
     with pytest.raises(InputError, match="mixes types"):
@@ -544,3 +545,19 @@ def test_failing_lazy_query_is_an_input_error() -> None:
     query = pl.LazyFrame({"a": ["x"]}).select(pl.col("a").cast(pl.Int64))
     with pytest.raises(InputError, match="LazyFrame could not be collected"):
         to_polars(query)
+
+
+def test_csv_text_column_of_numbers_with_a_word_is_a_mixed_type_error(tmp_path: Path) -> None:
+    path = tmp_path / "small.csv"
+    _write_lines(path, ["tag,value"] + [f"T{i},{i * 0.5}" for i in range(50)] + ["T50,n/a?"])
+    with pytest.raises(InputError) as caught:
+        to_polars(path)
+    assert caught.value.column == "value"
+    assert "found 'n/a?' on line 52" in str(caught.value)
+    frame = to_polars(path, as_text=["value"])
+    assert frame["value"].dtype == pl.String
+    assert frame["value"][-1] == "n/a?"
+    # Codes that are only sometimes numeric stay a text column: too many words to be noise.
+    codes = tmp_path / "codes.csv"
+    _write_lines(codes, ["code"] + [f"{i}" if i % 3 else f"X{i}" for i in range(60)])
+    assert to_polars(codes)["code"].dtype == pl.String

@@ -1,7 +1,144 @@
-"""Command-line interface (placeholder until the profile command lands)."""
+"""The ``mlwarden`` command line: thin commands over the public functions.
+
+Heavy libraries load inside the commands, so that ``mlwarden --help`` starts in a blink.
+Errors a user can cause print one line and exit with status 2.
+"""
 
 from __future__ import annotations
 
+import functools
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
-def main() -> None:
+import click
+
+from mlwarden._version import __version__
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+USAGE_ERROR = 2
+
+
+def _friendly_errors(func: F) -> F:
+    """Turn mlwarden's own errors into a one-line message and exit status 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from mlwarden.exceptions import MlwardenError
+
+        try:
+            return func(*args, **kwargs)
+        except MlwardenError as exc:
+            message = " ".join(str(exc).split())
+            click.echo(f"mlwarden: error: {message}", err=True)
+            sys.exit(USAGE_ERROR)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _pairs(values: Sequence[str], option: str) -> dict[str, str]:
+    out = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise click.BadParameter(f"expected COLUMN=VALUE, got '{item}'", param_hint=option)
+        out[name] = value
+    return out
+
+
+def _columns(values: Sequence[str]) -> list[str] | None:
+    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
+    return names or None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="mlwarden")
+def cli() -> None:
+    """mlwarden: quality assurance and observability for ML models in production."""
+
+
+@cli.command("profile")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the summary here.")
+@click.option(
+    "--columns", multiple=True, help="Profile only these columns (comma-separated or repeated)."
+)
+@click.option("--kind", "kinds", multiple=True, metavar="COLUMN=KIND", help="Override a kind.")
+@click.option("--role", "roles", multiple=True, metavar="COLUMN=ROLE", help="Override a role.")
+@click.option("--encoding", help="Text encoding of a CSV file (default utf-8).")
+@click.option("--batch-rows", type=click.IntRange(min=1), default=1 << 18, show_default=True)
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
+@click.option("--quiet", "-q", is_flag=True, help="Do not print the tables.")
+@_friendly_errors
+def profile_command(
+    path: Path,
+    json_out: Path | None,
+    columns: tuple[str, ...],
+    kinds: tuple[str, ...],
+    roles: tuple[str, ...],
+    encoding: str | None,
+    batch_rows: int,
+    progress: bool | None,
+    quiet: bool,
+) -> None:
+    """Profile a Parquet, CSV or Arrow IPC file: counts, moments, quantiles, distinct, top values.
+
+    The file is streamed in batches, so files larger than memory work.
+    """
+    from mlwarden.profiling import profile
+    from mlwarden.profiling.display import print_profile
+
+    result = profile(
+        path,
+        columns=_columns(columns),
+        kinds=_pairs(kinds, "--kind"),
+        roles=_pairs(roles, "--role"),
+        encoding=encoding,
+        batch_rows=batch_rows,
+        progress=progress,
+    )
+    if not quiet:
+        print_profile(result)
+    if json_out is not None:
+        _write_json(json_out, result.summary())
+        if not quiet:
+            click.echo(f"Summary written to {json_out}")
+
+
+@cli.command("demo")
+@click.option("--rows", type=click.IntRange(min=100), default=200_000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path(".mlwarden/demo"),
+    show_default=True,
+    help="Where the demo writes its data and outputs.",
+)
+@_friendly_errors
+def demo_command(rows: int, seed: int, out: Path) -> None:
+    """Run the main job on built-in data: a simulated production line, profiled end to end."""
+    from mlwarden.demo import run_demo
+
+    run_demo(rows=rows, seed=seed, out=out)
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    import json
+
+    from mlwarden.exceptions import InputError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        tmp.replace(path)  # never leave a half-written file behind
+    except OSError as exc:
+        raise InputError(f"Cannot write '{path}': {exc.strerror}.", path=path) from exc
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``mlwarden`` console script."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="mlwarden")

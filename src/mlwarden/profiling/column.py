@@ -220,7 +220,7 @@ class ColumnProfile:
             name=a.name,
             kind=a.kind,
             role=a.role,
-            dtype=a.dtype if a.count >= b.count else b.dtype,
+            dtype=max((a.count, a.dtype), (b.count, b.dtype))[1],
             n=a.n + b.n,
             null_count=a.null_count + b.null_count,
             distinct_sketch=a.distinct_sketch.merge(b.distinct_sketch),
@@ -287,13 +287,13 @@ class ColumnProfile:
             "nan_count": self.nan_count,
             "inf_count": self.inf_count,
             "distinct_sketch": self.distinct_sketch.to_dict(),
-            "moments": self.moments.to_dict() if self.moments else None,
-            "quantiles": self.quantiles.to_dict() if self.quantiles else None,
-            "histogram": self.histogram.to_dict() if self.histogram else None,
-            "items": self.items.to_dict() if self.items else None,
+            "moments": self.moments.to_dict() if self.moments is not None else None,
+            "quantiles": self.quantiles.to_dict() if self.quantiles is not None else None,
+            "histogram": self.histogram.to_dict() if self.histogram is not None else None,
+            "items": self.items.to_dict() if self.items is not None else None,
             "items_dtype": _items_dtype_name(self.items),
-            "lengths": self.lengths.to_dict() if self.lengths else None,
-            "gaps": self.gaps.to_dict() if self.gaps else None,
+            "lengths": self.lengths.to_dict() if self.lengths is not None else None,
+            "gaps": self.gaps.to_dict() if self.gaps is not None else None,
             "time_zone": self.time_zone,
             "kind_fixed": self.kind_fixed,
         }
@@ -314,12 +314,12 @@ class ColumnProfile:
             nan_count=int(d["nan_count"]),
             inf_count=int(d["inf_count"]),
             distinct_sketch=HyperLogLog.from_dict(d["distinct_sketch"]),
-            moments=Moments.from_dict(d["moments"]) if d["moments"] else None,
-            quantiles=KLLSketch.from_dict(d["quantiles"]) if d["quantiles"] else None,
-            histogram=histogram_from_dict(d["histogram"]) if d["histogram"] else None,
+            moments=Moments.from_dict(d["moments"]) if d["moments"] is not None else None,
+            quantiles=KLLSketch.from_dict(d["quantiles"]) if d["quantiles"] is not None else None,
+            histogram=histogram_from_dict(d["histogram"]) if d["histogram"] is not None else None,
             items=items,
-            lengths=Moments.from_dict(d["lengths"]) if d["lengths"] else None,
-            gaps=GapSummary.from_dict(d["gaps"]) if d["gaps"] else None,
+            lengths=Moments.from_dict(d["lengths"]) if d["lengths"] is not None else None,
+            gaps=GapSummary.from_dict(d["gaps"]) if d["gaps"] is not None else None,
             time_zone=d["time_zone"],
             kind_fixed=bool(d["kind_fixed"]),
         )
@@ -506,6 +506,9 @@ def _runs(ordered: F64) -> tuple[F64, npt.NDArray[np.int64]]:
     """Distinct values of a sorted array and how often each occurs."""
     if ordered.size == 0:
         return ordered, np.empty(0, dtype=np.int64)
-    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    changes = ordered[1:] != ordered[:-1]
+    if np.all(changes):  # every value distinct, as in most sensor signals
+        return ordered, np.ones(ordered.size, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate([[True], changes]))
     counts = np.diff(np.append(starts, ordered.size)).astype(np.int64)
     return ordered[starts], counts

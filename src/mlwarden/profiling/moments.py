@@ -45,7 +45,8 @@ class Moments:
         if weights is None:
             count = int(values.size)
             mean = float(np.mean(values))
-            m2 = float(np.sum(np.square(values - mean)))
+            deviations = values - mean
+            m2 = float(np.dot(deviations, deviations))
         else:
             count = int(weights.sum())
             if count == 0:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 1
 _MAGIC = b"MLWPROF"
+_PARALLEL_MIN_ROWS = 20_000
 SUMMARY_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
@@ -220,7 +221,7 @@ def profile(
     roles: Mapping[str, str | Role] | None = None,
     bins: Profile | Mapping[str, Sequence[float]] | None = None,
     config: ProfileConfig | None = None,
-    batch_rows: int = 1 << 20,
+    batch_rows: int = 1 << 18,
     encoding: str | None = None,
     progress: bool | None = None,
     workers: int | None = None,
@@ -255,8 +256,13 @@ def profile(
     n_workers = workers or os.cpu_count() or 1
     edges = _edges_by_column(bins)
     if frames.is_path(data):
+        as_text = [
+            name
+            for name, kind in (kinds or {}).items()
+            if parse_kind(kind, column=name) in (Kind.CATEGORICAL, Kind.TEXT)
+        ]
         stream = frames.iter_batches(
-            data, batch_rows=batch_rows, columns=columns, encoding=encoding
+            data, batch_rows=batch_rows, columns=columns, encoding=encoding, as_text=as_text
         )
         batches: Iterable[frames.Batch] = stream
         show = sys.stderr.isatty() if progress is None else progress
@@ -351,7 +357,10 @@ def _profile_frame(
         )
 
     names = list(spec.kinds)
-    results = dict(zip(names, pool.map(one, names), strict=True))
+    if frame.height < _PARALLEL_MIN_ROWS:  # threads cost more than they save on small batches
+        results = {name: one(name) for name in names}
+    else:
+        results = dict(zip(names, pool.map(one, names), strict=True))
     return Profile(frame.height, {n: results[n] for n in names}, config)
 
 

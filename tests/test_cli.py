@@ -1,0 +1,186 @@
+"""The command line as a user meets it: output, files written, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from mlwarden import __version__
+from mlwarden.cli import cli
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def line_parquet(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    n = 3_000
+    frame = pl.DataFrame(
+        {
+            "temperature_c": rng.normal(220, 15, n),
+            "pressure_bar": pl.Series(rng.normal(150, 20, n)).scatter(
+                np.flatnonzero(rng.random(n) < 0.02), None
+            ),
+            "recipe": rng.choice(["PP-H100", "PE-LD30", "PA6-GF30"], n),
+            "defect": rng.integers(0, 2, n),
+        }
+    )
+    path = tmp_path / "line.parquet"
+    frame.write_parquet(path)
+    return path
+
+
+def test_version_and_help() -> None:
+    code, out, _ = run("--version")
+    assert code == 0
+    assert __version__ in out
+    code, out, _ = run("--help")
+    assert code == 0
+    assert "profile" in out
+    assert "demo" in out
+
+
+def test_help_does_not_import_heavy_libraries() -> None:
+    # `mlwarden --help` must start fast: the data libraries load inside commands only.
+    code = (
+        "import sys, mlwarden.cli; "
+        "heavy = [m for m in ('polars', 'numpy', 'pyarrow', 'scipy', 'rich') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_profile_prints_tables_and_writes_the_json_document(
+    line_parquet: Path, tmp_path: Path
+) -> None:
+    out_json = tmp_path / "out" / "summary.json"
+    code, out, err = run("profile", str(line_parquet), "--json", str(out_json))
+    assert code == 0, err
+    assert "temperature_c" in out
+    assert "PP-H100" in out
+    doc = json.loads(out_json.read_text())
+    assert doc["n_rows"] == 3_000
+    temp = doc["columns"]["temperature_c"]
+    for key in ("kind", "count", "null_count", "mean", "std", "min", "max", "distinct", "top"):
+        assert key in temp
+    assert set(temp["quantiles"]) >= {"0.01", "0.5", "0.99"}
+    assert temp["mean"] == pytest.approx(220, abs=2)
+    assert doc["columns"]["pressure_bar"]["null_count"] > 0
+    assert doc["columns"]["recipe"]["kind"] == "categorical"
+    assert doc["columns"]["defect"]["role"] == "feature"
+
+
+def test_profile_options_select_columns_and_override_roles(
+    line_parquet: Path, tmp_path: Path
+) -> None:
+    out_json = tmp_path / "s.json"
+    code, _, err = run(
+        "profile",
+        str(line_parquet),
+        "--columns",
+        "recipe,defect",
+        "--role",
+        "defect=target",
+        "--kind",
+        "defect=categorical",
+        "--json",
+        str(out_json),
+        "--quiet",
+    )
+    assert code == 0, err
+    doc = json.loads(out_json.read_text())
+    assert list(doc["columns"]) == ["recipe", "defect"]
+    defect = doc["columns"]["defect"]
+    assert (defect["role"], defect["kind"]) == ("target", "categorical")
+    assert defect["top"][0][0] in {"0", "1"}
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("mlwarden: error:")
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_bad_inputs_get_one_line_errors(tmp_path: Path) -> None:
+    code, _, err = run("profile", str(tmp_path / "missing.parquet"))
+    assert_one_line_error(code, err, "missing.parquet", "does not exist")
+
+    unknown = tmp_path / "data.xlsx"
+    unknown.write_bytes(b"PK\x03\x04 not a table")
+    code, _, err = run("profile", str(unknown))
+    assert_one_line_error(code, err, "data.xlsx", "Parquet")
+
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    code, _, err = run("profile", str(empty))
+    assert_one_line_error(code, err, "empty.csv", "empty")
+
+    mixed = tmp_path / "mixed.csv"
+    rows = "\n".join(f"{i},{i * 0.5}" for i in range(200_000))
+    mixed.write_text(f"id,pressure\n{rows}\n7,abc\n")
+    code, _, err = run("profile", str(mixed))
+    assert_one_line_error(code, err, "mixed.csv", "'pressure'", "abc", "line 200,002")
+    code, out, err = run("profile", str(mixed), "--kind", "pressure=text")
+    assert code == 0, err
+
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("site,temp\nMünchen,21.5\nKöln,19.0\n".encode("latin-1"))
+    code, _, err = run("profile", str(latin))
+    assert_one_line_error(code, err, "latin.csv", "'site'", "UTF-8", "--encoding")
+    code, out, err = run("profile", str(latin), "--encoding", "latin-1")
+    assert code == 0, err
+    assert "München" in out
+
+    code, _, err = run("profile", str(latin), "--encoding", "latin-1", "--columns", "tmp")
+    assert_one_line_error(code, err, "'tmp'", "temp")
+
+
+def test_all_null_column_is_profiled(tmp_path: Path) -> None:
+    path = tmp_path / "gaps.csv"
+    path.write_text("temp,dead\n1.5,\n2.5,\n")
+    out_json = tmp_path / "s.json"
+    code, _, err = run("profile", str(path), "--json", str(out_json), "-q")
+    assert code == 0, err
+    dead = json.loads(out_json.read_text())["columns"]["dead"]
+    assert (dead["count"], dead["null_count"]) == (0, 2)
+
+
+def test_console_script_runs_as_a_process(line_parquet: Path) -> None:
+    exe = Path(sys.executable).with_name("mlwarden")
+    result = subprocess.run(
+        [str(exe), "profile", str(line_parquet), "-q"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    missing = subprocess.run(
+        [str(exe), "profile", "nope.csv"], capture_output=True, text=True, check=False
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("mlwarden: error:")
+
+
+def test_demo_generates_profiles_and_saves_them(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    code, stdout, err = run("demo", "--rows", "5000", "--out", str(out))
+    assert code == 0, err
+    assert "temperature_c" in stdout
+    assert "recipe" in stdout
+    from mlwarden.profiling import Profile
+
+    saved = Profile.from_bytes((out / "reference.profile").read_bytes())
+    assert saved.n_rows == 5000
+    assert saved["defect"].role.value == "target"
