@@ -39,7 +39,18 @@ def best_of(run: Callable[[], object], repeats: int) -> float:
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far (Linux reports ru_maxrss in KiB)."""
+    """Peak resident set size of this process image so far.
+
+    On Linux this is ``VmHWM`` from ``/proc/self/status``: ``ru_maxrss`` would be wrong for a
+    worker, since Linux carries the parent's peak across fork and exec into the child's
+    ``ru_maxrss`` (a worker started by a driver holding a 10M-row frame would report the driver's
+    gigabytes).
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

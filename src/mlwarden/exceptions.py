@@ -57,3 +57,21 @@ class MergeError(MlwardenError, ValueError):
 
 class FormatError(MlwardenError, ValueError):
     """A serialized profile or sketch is corrupt or was written by an unknown format version."""
+
+
+def check_int(value: object, name: str, owner: str, low: int, high: int | None = None) -> int:
+    """Return ``value`` if it is an int in ``[low, high]``, else raise a :class:`ParameterError`.
+
+    The message names the parameter, its owner and the allowed range, e.g. ``The 'k' parameter of
+    KLLSketch must be an int in [8, 65536]; got 2.``
+    """
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+    if ok and high is not None:
+        ok = value <= high  # type: ignore[operator]
+    if not ok:
+        allowed = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise ParameterError(
+            f"The '{name}' parameter of {owner} must be an int {allowed}; got {value!r}.",
+            parameter=name,
+        )
+    return value  # type: ignore[return-value]

@@ -191,7 +191,7 @@ def kind_of_dtype(dtype: pl.DataType) -> Kind | None:
         return Kind.BOOLEAN
     if dtype.is_numeric() or isinstance(dtype, pl.Duration):
         return Kind.NUMERIC
-    if isinstance(dtype, pl.Datetime | pl.Date):
+    if isinstance(dtype, pl.Datetime) or dtype == pl.Date:
         return Kind.DATETIME
     if isinstance(dtype, pl.Categorical | pl.Enum):
         return Kind.CATEGORICAL

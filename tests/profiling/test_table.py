@@ -283,3 +283,15 @@ def test_column_profile_pickles_and_compares() -> None:
     c = profile(pl.DataFrame({"a": [1.0, 2.0], "b": ["x", None]}))
     assert pickle.loads(pickle.dumps(c)) == c
     assert isinstance(c["a"], ColumnProfile)
+
+
+def test_progress_bar_on_a_streamed_file(
+    tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pathlib
+
+    path = pathlib.Path(str(tmp_path)) / "line.csv"
+    pl.DataFrame({"temp": np.arange(3000, dtype=np.float64)}).write_csv(path)
+    shown = profile(path, progress=True, batch_rows=500)
+    assert shown == profile(path, progress=False, batch_rows=500)
+    assert "Profiling line.csv" in capsys.readouterr().err

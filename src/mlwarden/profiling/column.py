@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from mlwarden.exceptions import MergeError, ParameterError
+from mlwarden.exceptions import MergeError, ParameterError, check_int
 from mlwarden.profiling._hashing import hash_strings
 from mlwarden.profiling.histogram import (
     AlignedHistogram,
@@ -52,13 +52,7 @@ class ProfileConfig:
             "max_bins": (8, 1 << 16),
         }
         for name, (lo, hi) in checks.items():
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                raise ParameterError(
-                    f"The '{name}' parameter of a profile must be an int in [{lo}, {hi}]; "
-                    f"got {value!r}.",
-                    parameter=name,
-                )
+            check_int(getattr(self, name), name, "a profile", lo, hi)
 
     def to_dict(self) -> dict[str, int]:
         """Plain form."""

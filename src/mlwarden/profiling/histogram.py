@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from mlwarden.exceptions import MergeError, ParameterError
+from mlwarden.exceptions import MergeError, ParameterError, check_int
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -45,12 +45,7 @@ class AlignedHistogram:
     __slots__ = ("counts", "exponent", "max_bins", "start")
 
     def __init__(self, max_bins: int, exponent: int, start: int, counts: I64) -> None:
-        if not isinstance(max_bins, int) or max_bins < 8:
-            raise ParameterError(
-                f"The 'max_bins' parameter must be an int >= 8; got {max_bins!r}.",
-                parameter="max_bins",
-            )
-        self.max_bins = max_bins
+        self.max_bins = check_int(max_bins, "max_bins", "AlignedHistogram", 8)
         self.exponent = exponent
         self.start = start
         self.counts = counts

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mlwarden.exceptions import MergeError, ParameterError
+from mlwarden.exceptions import MergeError, ParameterError, check_int
 from mlwarden.profiling._hashing import hash_numbers
 
 _HASH_BITS = 64
@@ -42,12 +42,7 @@ class HyperLogLog:
     __slots__ = ("p", "registers")
 
     def __init__(self, p: int = 12, registers: npt.NDArray[np.uint8] | None = None) -> None:
-        if not isinstance(p, int) or not 4 <= p <= 18:
-            raise ParameterError(
-                f"The 'p' parameter of HyperLogLog must be an int in [4, 18]; got {p!r}.",
-                parameter="p",
-            )
-        self.p = p
+        self.p = check_int(p, "p", "HyperLogLog", 4, 18)
         m = 1 << p
         if registers is None:
             registers = np.zeros(m, dtype=np.uint8)

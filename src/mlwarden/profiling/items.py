@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from mlwarden.exceptions import MergeError, ParameterError
+from mlwarden.exceptions import MergeError, check_int
 
 
 class FrequentItems:
@@ -43,12 +43,7 @@ class FrequentItems:
     def __init__(
         self, capacity: int, values: pl.Series, counts: npt.NDArray[np.int64], total: int
     ) -> None:
-        if not isinstance(capacity, int) or capacity < 1:
-            raise ParameterError(
-                f"The 'capacity' of FrequentItems must be an int >= 1; got {capacity!r}.",
-                parameter="capacity",
-            )
-        self.capacity = capacity
+        self.capacity = check_int(capacity, "capacity", "FrequentItems", 1)
         self.values = values
         self.counts = counts
         self.total = total

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from mlwarden.exceptions import MergeError, ParameterError
+from mlwarden.exceptions import MergeError, ParameterError, check_int
 from mlwarden.profiling._hashing import mix64
 
 if TYPE_CHECKING:
@@ -62,12 +62,7 @@ class KLLSketch:
     __slots__ = ("k", "levels", "max", "min", "n")
 
     def __init__(self, k: int = 512) -> None:
-        if not isinstance(k, int) or not 8 <= k <= 65536:
-            raise ParameterError(
-                f"The 'k' parameter of KLLSketch must be an int in [8, 65536]; got {k!r}.",
-                parameter="k",
-            )
-        self.k = k
+        self.k = check_int(k, "k", "KLLSketch", 8, 65536)
         self.n = 0
         self.min = math.inf
         self.max = -math.inf

@@ -23,7 +23,7 @@ import msgpack
 import polars as pl
 
 from mlwarden import frames
-from mlwarden.exceptions import FormatError, InputError, MergeError, ParameterError
+from mlwarden.exceptions import FormatError, InputError, MergeError, ParameterError, check_int
 from mlwarden.profiling.column import ColumnProfile, ProfileConfig, profile_series
 from mlwarden.profiling.histogram import AlignedHistogram, FixedHistogram
 from mlwarden.profiling.kll import rank_error_bound
@@ -248,11 +248,7 @@ def profile(
         [2.0]
     """
     config = config or ProfileConfig()
-    if not isinstance(batch_rows, int) or batch_rows < 1:
-        raise ParameterError(
-            f"The 'batch_rows' parameter must be an int >= 1; got {batch_rows!r}.",
-            parameter="batch_rows",
-        )
+    check_int(batch_rows, "batch_rows", "profile", 1)
     n_workers = workers or os.cpu_count() or 1
     edges = _edges_by_column(bins)
     if frames.is_path(data):
@@ -424,6 +420,7 @@ class _Progress:
     def __enter__(self) -> Callable[[int], None]:
         if not self.show or self.stream is None:
             return lambda advance: None
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             DownloadColumn,
@@ -434,12 +431,15 @@ class _Progress:
         )
 
         unit_column = DownloadColumn() if self.stream.unit == "bytes" else MofNCompleteColumn()
+        console = Console(stderr=True)
+        # On a terminal the bar disappears when done; in a log the final state is kept.
         self._bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             unit_column,
             TimeRemainingColumn(),
-            transient=True,
+            console=console,
+            transient=console.is_terminal,
         )
         self._bar.__enter__()
         task = self._bar.add_task(f"Profiling {self.label}", total=self.stream.total)
