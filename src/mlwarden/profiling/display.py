@@ -129,14 +129,23 @@ def render(profile: Profile) -> list[RenderableType]:
                 c.name,
                 c.role.value,
                 _share(c.null_count, c.n),
-                s["min"] or "–",
-                s["max"] or "–",
+                _when(s["min"]),
+                _when(s["max"]),
                 _seconds(gaps.get("median")),
                 _seconds(gaps.get("max")),
                 str(gaps.get("zero", 0)),
             )
         out.append(t)
     return out
+
+
+def _when(iso: str | None) -> str:
+    """An ISO 8601 timestamp to the second, as people read it in a table."""
+    if not iso:
+        return "–"
+    day, _, rest = iso.partition("T")
+    zone = rest[-6:] if rest[-6:-5] in "+-" else ""
+    return f"{day} {rest[:8]}" + (" UTC" if zone in ("", "+00:00") else f" {zone}")
 
 
 def _distinct(s: dict[str, Any]) -> str:
