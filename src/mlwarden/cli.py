@@ -107,6 +107,75 @@ def profile_command(
             click.echo(f"Summary written to {json_out}")
 
 
+@cli.command("drift")
+@click.argument("reference", type=click.Path(path_type=Path))
+@click.argument("current", type=click.Path(path_type=Path))
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the report here.")
+@click.option("--columns", multiple=True, help="Test only these columns (comma-separated).")
+@click.option("--test", "tests", multiple=True, metavar="COLUMN=TEST", help="Test per column.")
+@click.option(
+    "--threshold", "thresholds", multiple=True, metavar="COLUMN=X", help="Fixed threshold."
+)
+@click.option(
+    "--alarm",
+    type=click.Choice(["calibrated", "threshold", "p_value"]),
+    default="calibrated",
+    show_default=True,
+    help="How a column is judged drifted.",
+)
+@click.option("--kind", "kinds", multiple=True, metavar="COLUMN=KIND", help="Override a kind.")
+@click.option("--role", "roles", multiple=True, metavar="COLUMN=ROLE", help="Override a role.")
+@click.option("--fail-on-drift", is_flag=True, help="Exit with status 1 on dataset drift.")
+@_friendly_errors
+def drift_command(
+    reference: Path,
+    current: Path,
+    json_out: Path | None,
+    columns: tuple[str, ...],
+    tests: tuple[str, ...],
+    thresholds: tuple[str, ...],
+    alarm: str,
+    kinds: tuple[str, ...],
+    roles: tuple[str, ...],
+    fail_on_drift: bool,
+) -> None:
+    """Compare CURRENT with REFERENCE column by column, with thresholds calibrated on REFERENCE.
+
+    Files may be Parquet, CSV or Arrow IPC.
+    """
+    from mlwarden.drift import Reference, compare
+    from mlwarden.drift.display import print_report
+
+    threshold_values = {}
+    for name, value in _pairs(thresholds, "--threshold").items():
+        try:
+            threshold_values[name] = float(value)
+        except ValueError:
+            raise click.BadParameter(
+                f"expected a number for '{name}', got '{value}'", param_hint="--threshold"
+            ) from None
+    ref = Reference.fit(
+        reference,
+        columns=_columns(columns),
+        kinds=_pairs(kinds, "--kind"),
+        roles=_pairs(roles, "--role"),
+    )
+    report = compare(
+        ref,
+        current,
+        columns=_columns(columns),
+        tests=_pairs(tests, "--test"),
+        thresholds=threshold_values,
+        alarm=alarm,  # type: ignore[arg-type]
+    )
+    print_report(report)
+    if json_out is not None:
+        _write_json(json_out, report.to_dict())
+        click.echo(f"Report written to {json_out}")
+    if fail_on_drift and report.dataset_drift:
+        sys.exit(1)
+
+
 @cli.command("demo")
 @click.option("--rows", type=click.IntRange(min=100), default=200_000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -1,0 +1,217 @@
+"""A reference, fitted once: its profile, profiles of its chunks, and calibrated drift thresholds.
+
+Raw p-values at large sample sizes flag every column. mlwarden instead learns from the reference
+how large each drift test's effect size gets *without drift*: the reference is cut into contiguous
+chunks (contiguous, so that the natural hour-to-hour variation of a process counts as "no
+drift"), each chunk is compared with the whole reference, and the alarm threshold is the mean of
+those effects plus ``z`` standard deviations, where ``z`` grows with the number of columns tested
+(a Bonferroni-style family-wise control at level ``alpha``). A current window smaller than a
+chunk gets a proportionally wider threshold (its sampling noise is larger); a larger one keeps the
+chunk-size threshold, which is conservative. No threshold falls below the test's smallest
+meaningful effect.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+import numpy as np
+from scipy import stats
+
+from mlwarden import frames
+from mlwarden.exceptions import FormatError, InputError, check_int
+from mlwarden.profiling import ColumnProfile, Profile, ProfileConfig, profile
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from mlwarden.drift.base import DriftTest
+    from mlwarden.schema import Kind, Role
+
+DEFAULT_CHUNKS = 20
+MIN_CHUNK_ROWS = 50
+_MAGIC = b"MLWREF"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class NullSpread:
+    """Effect sizes of one test on one column between reference windows and the rest of it.
+
+    ``mean`` and ``std`` are those of the logarithm of the effect sizes.
+    """
+
+    mean: float
+    std: float
+    chunk_rows: float
+    n_chunks: int
+
+    def threshold(self, z: float, n_rows: int, test: DriftTest) -> float:
+        """Alarm threshold for a current window of ``n_rows`` rows."""
+        base = math.exp(self.mean + z * self.std)
+        if n_rows < self.chunk_rows and n_rows > 0:
+            ratio = self.chunk_rows / n_rows
+            base *= math.sqrt(ratio) if test.scaling == "sqrt" else ratio
+        return max(base, test.min_effect)
+
+
+@dataclass(eq=False)
+class Reference:
+    """The data a model version is judged against, summarized for drift detection.
+
+    Build it with :meth:`fit`; store it with :meth:`to_bytes`. The null spreads of drift tests are
+    computed on first use and cached.
+
+    Example:
+        >>> import numpy as np, polars as pl
+        >>> rng = np.random.default_rng(0)
+        >>> ref = Reference.fit(pl.DataFrame({"temp": rng.normal(200, 5, 10_000)}))
+        >>> ref.n_rows, len(ref.chunks)
+        (10000, 20)
+        >>> from mlwarden.drift.ks import KolmogorovSmirnov
+        >>> bool(0.02 < ref.threshold("temp", KolmogorovSmirnov(), n_rows=500, n_columns=1) < 0.2)
+        True
+    """
+
+    profile: Profile
+    chunks: list[Profile]
+    _spreads: dict[tuple[str, str, int], NullSpread] = field(default_factory=dict)
+
+    @classmethod
+    def fit(
+        cls,
+        data: object,
+        *,
+        columns: Sequence[str] | None = None,
+        kinds: Mapping[str, str | Kind] | None = None,
+        roles: Mapping[str, str | Role] | None = None,
+        chunks: int = DEFAULT_CHUNKS,
+        config: ProfileConfig | None = None,
+    ) -> Reference:
+        """Profile the reference in ``chunks`` contiguous chunks (fewer for a small reference)."""
+        check_int(chunks, "chunks", "Reference.fit", 2, 1000)
+        frame = frames.to_polars(data, columns=columns)
+        if frame.height == 0:
+            raise InputError("The reference has no rows; drift needs reference data to compare.")
+        n_chunks = max(2, min(chunks, frame.height // MIN_CHUNK_ROWS))
+        bounds = np.linspace(0, frame.height, n_chunks + 1).astype(int)
+        parts = [
+            profile(frame.slice(lo, hi - lo), kinds=kinds, roles=roles, config=config)
+            for lo, hi in itertools.pairwise(bounds)
+        ]
+        whole = parts[0]
+        for part in parts[1:]:
+            whole = whole.merge(part)
+        return cls(whole, parts)
+
+    @property
+    def n_rows(self) -> int:
+        """Rows in the reference."""
+        return self.profile.n_rows
+
+    def spread(self, column: str, test: DriftTest, *, n_rows: int | None = None) -> NullSpread:
+        """Mean and spread of the test's effect between reference windows and the reference.
+
+        The windows are runs of consecutive chunks about as long as the current window
+        (``n_rows``), so that the spread reflects windows of that size; at least three windows
+        are kept.
+        """
+        chunk_rows = self.n_rows / len(self.chunks)
+        group = 1
+        if n_rows is not None and n_rows > chunk_rows:
+            group = min(round(n_rows / chunk_rows), max(1, len(self.chunks) // 3))
+        key = (column, test.key, group)
+        if key not in self._spreads:
+            parts = [chunk[column] for chunk in self.chunks]
+            k = len(parts)
+            # Each run of `group` consecutive chunks is compared with the rest of the reference
+            # (leave-one-out, as a current window is not part of the reference), built from
+            # prefix and suffix merges: one merge per run.
+            prefix: list[ColumnProfile | None] = [None]
+            for part in parts:
+                last = prefix[-1]
+                prefix.append(part if last is None else last.merge(part))
+            suffix: list[ColumnProfile | None] = [None]
+            for part in reversed(parts):
+                last = suffix[-1]
+                suffix.append(part if last is None else part.merge(last))
+            suffix.reverse()
+            effects = []
+            for start in range(k - group + 1):
+                run = parts[start]
+                for part in parts[start + 1 : start + group]:
+                    run = run.merge(part)
+                before, after = prefix[start], suffix[start + group]
+                rest = before.merge(after) if before and after else (before or after)
+                assert rest is not None
+                effects.append(test.compute(rest, run).effect_size)
+            usable = np.asarray([e for e in effects if math.isfinite(e) and e > 0])
+            # Effect sizes are positive and right-skewed: their spread is modelled in log space.
+            logs = np.log(usable)
+            mean = float(logs.mean()) if usable.size else -math.inf
+            std = float(logs.std(ddof=1)) if usable.size > 1 else 0.0
+            self._spreads[key] = NullSpread(mean, std, chunk_rows * group, len(effects))
+        return self._spreads[key]
+
+    def threshold(
+        self, column: str, test: DriftTest, *, n_rows: int, n_columns: int, alpha: float = 0.05
+    ) -> float:
+        """Calibrated alarm threshold of ``test`` on ``column`` for a window of ``n_rows``."""
+        spread = self.spread(column, test, n_rows=n_rows)
+        return spread.threshold(z_score(alpha, n_columns), n_rows, test)
+
+    def to_bytes(self) -> bytes:
+        """Compact binary form (the profiles; null spreads are recomputed on load)."""
+        doc = {
+            "format_version": FORMAT_VERSION,
+            "profile": self.profile.to_dict(),
+            "chunks": [c.to_dict() for c in self.chunks],
+        }
+        packed: bytes = msgpack.packb(doc, use_bin_type=True)
+        return _MAGIC + packed
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Reference:
+        """Inverse of :meth:`to_bytes`."""
+        if not data.startswith(_MAGIC):
+            raise FormatError("Not a binary mlwarden reference (wrong header).")
+        try:
+            doc: dict[str, Any] = msgpack.unpackb(data[len(_MAGIC) :], raw=False)
+        except (ValueError, msgpack.ExtraData, msgpack.FormatError) as exc:
+            raise FormatError(f"Corrupt reference: {exc}.") from exc
+        if doc.get("format_version") != FORMAT_VERSION:
+            raise FormatError(
+                f"Unsupported reference format version {doc.get('format_version')!r}; this "
+                f"mlwarden reads version {FORMAT_VERSION}."
+            )
+        return cls(Profile.from_dict(doc["profile"]), [Profile.from_dict(c) for c in doc["chunks"]])
+
+
+def z_score(alpha: float, n_columns: int) -> float:
+    """Standard deviations above the null mean for a family-wise false-alarm rate ``alpha``."""
+    return max(3.0, float(stats.norm.isf(alpha / max(1, n_columns))))
+
+
+def as_reference(
+    data: object,
+    *,
+    columns: Sequence[str] | None = None,
+    kinds: Mapping[str, str | Kind] | None = None,
+    roles: Mapping[str, str | Role] | None = None,
+) -> Reference:
+    """A :class:`Reference` as given, or fitted from data."""
+    if isinstance(data, Reference):
+        return data
+    if isinstance(data, Profile):
+        raise InputError(
+            "compare() needs the reference data or a fitted Reference, not a single Profile: "
+            "calibrating thresholds needs the reference's chunks. Use Reference.fit(data)."
+        )
+    return Reference.fit(data, columns=columns, kinds=kinds, roles=roles)
+
+
+__all__ = ["NullSpread", "Reference", "as_reference", "z_score"]

@@ -1,0 +1,50 @@
+"""Contract tests: every registered drift test is held to the same rules the day it is written."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import polars as pl
+import pytest
+
+from mlwarden.drift import DriftTest, available_tests, get_test
+from mlwarden.profiling import profile
+from mlwarden.schema import Kind
+
+RNG = np.random.default_rng(0)
+SAMPLE = pl.DataFrame(
+    {
+        "numeric": RNG.normal(size=3_000),
+        "categorical": RNG.choice(["a", "b", "c", "d"], 3_000),
+        "boolean": RNG.random(3_000) < 0.3,
+    }
+)
+SAME = profile(SAMPLE)
+
+
+@pytest.mark.parametrize("key", available_tests())
+def test_drift_test_contract(key: str) -> None:
+    cls = get_test(key)
+    test = cls()
+    assert test.key == key
+    assert ">>>" in (cls.__doc__ or ""), "the docstring needs a runnable example"
+    assert test.kinds, "a test declares the kinds of column it handles"
+    for kind in test.kinds:
+        column = {Kind.NUMERIC: "numeric", Kind.CATEGORICAL: "categorical"}.get(kind, "boolean")
+        outcome = test.compute(SAME[column], SAME[column])
+        assert outcome.effect_size == pytest.approx(0.0, abs=1e-9), (key, kind)
+        assert (outcome.p_value is not None) == cls.has_p_value
+        if outcome.p_value is not None:
+            assert outcome.p_value > 0.5
+    assert DriftTest.from_dict(test.to_dict()) == test
+    configured = cls(threshold=0.25)
+    assert DriftTest.from_dict(configured.to_dict()).threshold == 0.25
+    assert pickle.loads(pickle.dumps(configured)) == configured
+
+
+def test_duplicate_keys_fail_at_definition() -> None:
+    with pytest.raises(TypeError, match="'ks' is taken"):
+
+        class Again(DriftTest, key="ks"):  # pragma: no cover - the definition itself fails
+            pass
