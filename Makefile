@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 LOCK := requirements/lock.txt
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: demo test lint typecheck pytest install install-dev lock bench clean
 
@@ -20,8 +21,14 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
-pytest: $(VENV)/.dev
+pytest: $(VENV)/.dev $(CHROMIUM)
 	$(BIN)/pytest -n 2 -q
+
+# The browser tests drive real pages in Debian's Chromium (Playwright never downloads a browser).
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "Install Chromium for the browser tests."; exit 1; }
+	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium
 
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev

@@ -111,6 +111,7 @@ def profile_command(
 @click.argument("reference", type=click.Path(path_type=Path))
 @click.argument("current", type=click.Path(path_type=Path))
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the report here.")
+@click.option("--html", "html_out", type=click.Path(path_type=Path), help="Write an HTML report.")
 @click.option("--columns", multiple=True, help="Test only these columns (comma-separated).")
 @click.option("--test", "tests", multiple=True, metavar="COLUMN=TEST", help="Test per column.")
 @click.option(
@@ -131,6 +132,7 @@ def drift_command(
     reference: Path,
     current: Path,
     json_out: Path | None,
+    html_out: Path | None,
     columns: tuple[str, ...],
     tests: tuple[str, ...],
     thresholds: tuple[str, ...],
@@ -172,6 +174,9 @@ def drift_command(
     if json_out is not None:
         _write_json(json_out, report.to_dict())
         click.echo(f"Report written to {json_out}")
+    if html_out is not None:
+        report.to_html(html_out)
+        click.echo(f"HTML report written to {html_out}")
     if fail_on_drift and report.dataset_drift:
         sys.exit(1)
 

@@ -18,6 +18,7 @@ from mlwarden.schema import Kind, Role
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from pathlib import Path
 
 Alarm = Literal["calibrated", "threshold", "p_value"]
 Correction = Literal["fdr_bh", "holm", "bonferroni", "none"]
@@ -80,6 +81,8 @@ class DriftReport:
     reference_rows: int
     current_rows: int
     notes: list[str] = field(default_factory=list)
+    reference_profile: Profile | None = field(default=None, repr=False, compare=False)
+    current_profile: Profile | None = field(default=None, repr=False, compare=False)
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -121,6 +124,15 @@ class DriftReport:
         if not rows:
             return pl.DataFrame(schema={"column": pl.String, "drifted": pl.Boolean})
         return pl.DataFrame(rows)
+
+    def to_html(self, path: str | Path) -> Path:
+        """Write the report as one self-contained HTML file with each column's distributions."""
+        from mlwarden.report import html
+        from mlwarden.report.drift import drift_html
+
+        if self.reference_profile is None or self.current_profile is None:
+            raise InputError("This report carries no profiles to plot; make it with compare().")
+        return html.write(path, drift_html(self, self.reference_profile, self.current_profile))
 
     @property
     def message(self) -> str:
@@ -258,6 +270,8 @@ def compare(
         ref_profile.n_rows,
         cur_profile.n_rows,
         notes,
+        ref_profile,
+        cur_profile,
     )
 
 

@@ -1,0 +1,1 @@
+"""Self-contained HTML reports: one file with its plots, readable offline."""
