@@ -184,3 +184,30 @@ def test_demo_generates_profiles_and_saves_them(tmp_path: Path) -> None:
     saved = Profile.from_bytes((out / "reference.profile").read_bytes())
     assert saved.n_rows == 5000
     assert saved["defect"].role.value == "target"
+
+
+def test_drift_command_writes_the_json_report_and_can_gate_a_pipeline(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    ref, cur, moved = tmp_path / "ref.parquet", tmp_path / "cur.parquet", tmp_path / "moved.csv"
+    pl.DataFrame(
+        {"temp": rng.normal(200, 5, 10_000), "line": rng.choice(["L1", "L2"], 10_000)}
+    ).write_parquet(ref)
+    pl.DataFrame(
+        {"temp": rng.normal(200, 5, 2_000), "line": rng.choice(["L1", "L2"], 2_000)}
+    ).write_parquet(cur)
+    pl.DataFrame({"temp": rng.normal(230, 5, 2_000), "line": ["L3"] * 2_000}).write_csv(moved)
+    out = tmp_path / "drift.json"
+    code, stdout, err = run("drift", str(ref), str(cur), "--json", str(out), "--fail-on-drift")
+    assert code == 0, err
+    assert "No drift in 2 columns" in stdout
+    doc = json.loads(out.read_text())
+    assert doc["dataset_drift"] is False
+    for key in ("test", "statistic", "effect_size", "p_value", "threshold", "drifted"):
+        assert key in doc["columns"]["temp"]
+    code, stdout, _ = run("drift", str(ref), str(moved), "--fail-on-drift", "--test", "line=chi2")
+    assert code == 1
+    assert "Dataset drift: 2 of 2" in stdout
+    code, _, err = run("drift", str(ref), str(cur), "--test", "temp=kss")
+    assert_one_line_error(code, err, "'kss' is not a drift test", "Did you mean 'ks'")
+    code, _, err = run("drift", str(ref), str(tmp_path / "none.parquet"))
+    assert_one_line_error(code, err, "none.parquet", "does not exist")

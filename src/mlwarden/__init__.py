@@ -18,21 +18,33 @@ from typing import TYPE_CHECKING, Any
 from mlwarden._version import __version__
 
 if TYPE_CHECKING:
+    from mlwarden.drift import DriftMonitor, DriftReport, Reference, compare
+    from mlwarden.performance.realized import realized_performance
     from mlwarden.profiling import Profile, ProfileConfig, profile
     from mlwarden.schema import Kind, Role, Schema, infer_schema
 
 __all__ = [
+    "DriftMonitor",
+    "DriftReport",
     "Kind",
     "Profile",
     "ProfileConfig",
+    "Reference",
     "Role",
     "Schema",
     "__version__",
+    "compare",
     "infer_schema",
     "profile",
+    "realized_performance",
 ]
 
 _LAZY = {
+    "compare": "mlwarden.drift",
+    "DriftMonitor": "mlwarden.drift",
+    "DriftReport": "mlwarden.drift",
+    "Reference": "mlwarden.drift",
+    "realized_performance": "mlwarden.performance.realized",
     "profile": "mlwarden.profiling",
     "Profile": "mlwarden.profiling",
     "ProfileConfig": "mlwarden.profiling",

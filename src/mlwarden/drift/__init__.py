@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from mlwarden.drift import chi2, hellinger, jensen_shannon, ks, linf, psi, wasserstein
 from mlwarden.drift.base import DriftOutcome, DriftTest, available_tests, get_test, make_test
-from mlwarden.drift.compare import ColumnDrift, DriftReport, compare
+from mlwarden.drift.comparison import ColumnDrift, DriftReport, compare
 from mlwarden.drift.monitor import DriftMonitor, DriftSeries
 from mlwarden.drift.reference import Reference
 

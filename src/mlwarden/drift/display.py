@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from mlwarden.drift.compare import DriftReport
+    from mlwarden.drift.comparison import DriftReport
 
 
 def _num(x: float | None) -> str:

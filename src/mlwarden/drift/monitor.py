@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from mlwarden import frames
-from mlwarden.drift.compare import Alarm, DriftReport, compare
+from mlwarden.drift.comparison import Alarm, DriftReport, compare
 from mlwarden.drift.reference import Reference, as_reference
 from mlwarden.windows import WINDOW, WINDOW_END, WINDOW_START, WindowSpec, assign_windows
 
@@ -84,7 +84,7 @@ class DriftMonitor:
     Parameters:
         reference: a fitted :class:`~mlwarden.drift.reference.Reference` or reference data.
         columns, tests, thresholds, alarm, alpha, dataset_share: as in
-            :func:`~mlwarden.drift.compare.compare`.
+            :func:`~mlwarden.drift.comparison.compare`.
 
     Example:
         >>> import numpy as np, polars as pl

@@ -11,7 +11,7 @@ from mlwarden._version import __version__
 from mlwarden.report import html
 
 if TYPE_CHECKING:
-    from mlwarden.drift.compare import DriftReport
+    from mlwarden.drift.comparison import DriftReport
     from mlwarden.profiling import ColumnProfile, Profile
 
 _REFERENCE_COLOR = "#8c959f"
