@@ -63,3 +63,23 @@ def test_drift_html_renders_in_a_browser_offline(tmp_path: Path, browser: Any) -
     # Each plot shows both sides: a reference and a current bar trace.
     assert page.locator(".js-plotly-plot").first.locator("g.trace.bars").count() == 2
     page.close()
+
+
+def test_drift_over_time_page_marks_the_drifted_windows(tmp_path: Path, browser: Any) -> None:
+    from mlwarden.drift import DriftMonitor
+
+    rng = np.random.default_rng(9)
+    reference = pl.DataFrame({"temp": rng.normal(200, 5, 10_000)})
+    temp = rng.normal(200, 5, 5_000)
+    temp[4_000:] += 5.0
+    series = DriftMonitor(reference).evaluate(pl.DataFrame({"temp": temp}), window=1_000)
+    out = series.to_html(tmp_path / "series.html")
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(out.as_uri())
+    page.wait_for_selector(".js-plotly-plot .main-svg")
+    assert errors == []
+    assert "drifted in 1 of 5 windows" in page.content()
+    assert page.locator("#figures tbody tr").count() == 5
+    page.close()

@@ -11,7 +11,7 @@ import polars as pl
 from scipy import stats
 
 from mlwarden.drift.base import DriftTest, make_test
-from mlwarden.drift.reference import as_reference, z_score
+from mlwarden.drift.reference import as_reference, tail_probability
 from mlwarden.exceptions import InputError, ParameterError
 from mlwarden.profiling import Profile, profile
 from mlwarden.schema import Kind, Role
@@ -232,7 +232,7 @@ def compare(
         planned.append((name, test))
 
     results: dict[str, ColumnDrift] = {}
-    z = z_score(alpha, len(planned))
+    tail = tail_probability(alpha, len(planned))
     for name, test in planned:
         r, c = ref_profile[name], cur_profile[name]
         outcome = test.compute(r, c)
@@ -244,7 +244,7 @@ def compare(
             threshold, source = test.default_threshold, "default"
         else:
             spread = ref.spread(name, test, n_rows=c.count)
-            threshold, source = spread.threshold(z, c.count, test), "calibrated"
+            threshold, source = spread.threshold(tail, c.count, test), "calibrated"
         results[name] = ColumnDrift(
             column=name,
             kind=r.kind,

@@ -14,6 +14,7 @@ from mlwarden.windows import WINDOW, WINDOW_END, WINDOW_START, WindowSpec, assig
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from pathlib import Path
 
     from mlwarden.drift.base import DriftTest
     from mlwarden.schema import Kind, Role
@@ -61,6 +62,50 @@ class DriftSeries:
                 "drifted_columns": [r.drifted_columns for r in self.reports],
             }
         )
+
+    def to_html(self, path: str | Path) -> Path:
+        """Write one self-contained HTML page: each column's effect size per window against its
+        calibrated bound, drifted windows marked."""
+        from mlwarden.report import html
+        from mlwarden.report.series import Panel, series_figure, series_html
+
+        table = self.to_df()
+        panels = []
+        x = WINDOW_START if WINDOW_START in table.columns else WINDOW
+        for name in dict.fromkeys(table["column"].to_list() if table.height else []):
+            part = table.filter(pl.col("column") == name)
+            n_drifted = int(part["drifted"].sum())
+            panels.append(
+                Panel(
+                    title=name,
+                    subtitle=f"{part['test'][0]} effect size per window; drifted in {n_drifted} "
+                    f"of {part.height} windows",
+                    figure=series_figure(
+                        part,
+                        x=x,
+                        y="effect_size",
+                        y_label="effect size",
+                        upper="upper",
+                        alert="drifted",
+                    ),
+                )
+            )
+        days = self.dataset_drift()
+        n_bad = int(days["dataset_drift"].sum()) if days.height else 0
+        verdict = (
+            f"Dataset drift in {n_bad} of {days.height} windows."
+            if n_bad
+            else f"No dataset drift in {days.height} windows."
+        )
+        page = series_html(
+            "Drift over time",
+            f"{len(panels)} columns",
+            verdict,
+            n_bad > 0,
+            panels,
+            table.drop("lower"),
+        )
+        return html.write(path, page)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: one entry per window with its report."""

@@ -1,14 +1,15 @@
 """A reference, fitted once: its profile, profiles of its chunks, and calibrated drift thresholds.
 
 Raw p-values at large sample sizes flag every column. mlwarden instead learns from the reference
-how large each drift test's effect size gets *without drift*: the reference is cut into contiguous
-chunks (contiguous, so that the natural hour-to-hour variation of a process counts as "no
-drift"), each chunk is compared with the whole reference, and the alarm threshold is the mean of
-those effects plus ``z`` standard deviations, where ``z`` grows with the number of columns tested
-(a Bonferroni-style family-wise control at level ``alpha``). A current window smaller than a
-chunk gets a proportionally wider threshold (its sampling noise is larger); a larger one keeps the
-chunk-size threshold, which is conservative. No threshold falls below the test's smallest
-meaningful effect.
+how large each drift test's effect size gets *without drift*. The reference is cut into
+contiguous chunks (contiguous, so that the natural hour-to-hour variation of a process counts as
+"no drift"). Runs of consecutive chunks about as long as the current window are each compared
+with the rest of the reference (leave-one-out), and the alarm threshold is an upper prediction
+bound of those effects: their mean plus a Student-t quantile times their spread, at a per-column
+false-alarm probability of ``alpha / n_columns`` (family-wise control, Bonferroni). A current
+window shorter than a chunk gets a wider threshold, scaled by how the test's effect shrinks with
+sample size; a longer one keeps the chunk-length threshold, which is conservative. No threshold
+falls below the test's smallest meaningful effect.
 """
 
 from __future__ import annotations
@@ -42,17 +43,25 @@ FORMAT_VERSION = 1
 class NullSpread:
     """Effect sizes of one test on one column between reference windows and the rest of it.
 
-    ``mean`` and ``std`` are those of the logarithm of the effect sizes.
+    ``n_independent`` counts the non-overlapping windows behind ``mean`` and ``std``.
     """
 
     mean: float
     std: float
     chunk_rows: float
-    n_chunks: int
+    n_independent: int
 
-    def threshold(self, z: float, n_rows: int, test: DriftTest) -> float:
-        """Alarm threshold for a current window of ``n_rows`` rows."""
-        base = math.exp(self.mean + z * self.std)
+    def threshold(self, tail: float, n_rows: int, test: DriftTest) -> float:
+        """Alarm threshold for a current window of ``n_rows`` rows, exceeded without drift with
+        probability ``tail``.
+
+        An upper prediction bound: the Student-t quantile accounts for estimating the spread
+        from few reference windows, so a short reference widens the threshold instead of
+        raising false alarms.
+        """
+        df = max(1, self.n_independent - 1)
+        factor = float(stats.t.isf(tail, df)) * math.sqrt(1.0 + 1.0 / max(1, self.n_independent))
+        base = self.mean + factor * self.std
         if n_rows < self.chunk_rows and n_rows > 0:
             ratio = self.chunk_rows / n_rows
             base *= math.sqrt(ratio) if test.scaling == "sqrt" else ratio
@@ -149,12 +158,10 @@ class Reference:
                 rest = before.merge(after) if before and after else (before or after)
                 assert rest is not None
                 effects.append(test.compute(rest, run).effect_size)
-            usable = np.asarray([e for e in effects if math.isfinite(e) and e > 0])
-            # Effect sizes are positive and right-skewed: their spread is modelled in log space.
-            logs = np.log(usable)
-            mean = float(logs.mean()) if usable.size else -math.inf
-            std = float(logs.std(ddof=1)) if usable.size > 1 else 0.0
-            self._spreads[key] = NullSpread(mean, std, chunk_rows * group, len(effects))
+            usable = np.asarray([e for e in effects if math.isfinite(e)], dtype=np.float64)
+            mean = float(usable.mean()) if usable.size else 0.0
+            std = float(usable.std(ddof=1)) if usable.size > 1 else 0.0
+            self._spreads[key] = NullSpread(mean, std, chunk_rows * group, k // group)
         return self._spreads[key]
 
     def threshold(
@@ -162,7 +169,7 @@ class Reference:
     ) -> float:
         """Calibrated alarm threshold of ``test`` on ``column`` for a window of ``n_rows``."""
         spread = self.spread(column, test, n_rows=n_rows)
-        return spread.threshold(z_score(alpha, n_columns), n_rows, test)
+        return spread.threshold(tail_probability(alpha, n_columns), n_rows, test)
 
     def to_bytes(self) -> bytes:
         """Compact binary form (the profiles; null spreads are recomputed on load)."""
@@ -191,9 +198,10 @@ class Reference:
         return cls(Profile.from_dict(doc["profile"]), [Profile.from_dict(c) for c in doc["chunks"]])
 
 
-def z_score(alpha: float, n_columns: int) -> float:
-    """Standard deviations above the null mean for a family-wise false-alarm rate ``alpha``."""
-    return max(3.0, float(stats.norm.isf(alpha / max(1, n_columns))))
+def tail_probability(alpha: float, n_columns: int) -> float:
+    """Per-column false-alarm probability for a family-wise rate ``alpha`` (Bonferroni), and
+    never above that of three standard deviations of a normal distribution."""
+    return min(alpha / max(1, n_columns), float(stats.norm.sf(3.0)))
 
 
 def as_reference(
@@ -214,4 +222,4 @@ def as_reference(
     return Reference.fit(data, columns=columns, kinds=kinds, roles=roles)
 
 
-__all__ = ["NullSpread", "Reference", "as_reference", "z_score"]
+__all__ = ["NullSpread", "Reference", "as_reference", "tail_probability"]
