@@ -9,16 +9,22 @@ from __future__ import annotations
 from mlwarden.drift import chi2, hellinger, jensen_shannon, ks, linf, psi, wasserstein
 from mlwarden.drift.base import DriftOutcome, DriftTest, available_tests, get_test, make_test
 from mlwarden.drift.comparison import ColumnDrift, DriftReport, compare
+from mlwarden.drift.domain_classifier import DomainClassifier, DomainClassifierResult
 from mlwarden.drift.monitor import DriftMonitor, DriftSeries
+from mlwarden.drift.pca import PCAReconstruction, PCAResult
 from mlwarden.drift.reference import Reference
 
 __all__ = [
     "ColumnDrift",
+    "DomainClassifier",
+    "DomainClassifierResult",
     "DriftMonitor",
     "DriftOutcome",
     "DriftReport",
     "DriftSeries",
     "DriftTest",
+    "PCAReconstruction",
+    "PCAResult",
     "Reference",
     "available_tests",
     "chi2",
