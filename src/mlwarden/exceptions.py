@@ -55,6 +55,10 @@ class MergeError(MlwardenError, ValueError):
         self.column = column
 
 
+class NotFittedError(MlwardenError, RuntimeError):
+    """A detector or estimator was used before ``fit(reference)`` was called."""
+
+
 class FormatError(MlwardenError, ValueError):
     """A serialized profile or sketch is corrupt or was written by an unknown format version."""
 

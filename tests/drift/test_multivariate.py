@@ -16,7 +16,7 @@ from scipy import stats
 from mlwarden.drift._features import FeatureEncoder
 from mlwarden.drift.domain_classifier import DomainClassifier, DomainClassifierResult
 from mlwarden.drift.pca import PCAReconstruction, PCAResult
-from mlwarden.exceptions import InputError, ParameterError
+from mlwarden.exceptions import InputError, NotFittedError, ParameterError
 
 
 def plant(
@@ -390,5 +390,5 @@ def test_bad_parameters_name_the_parameter(reference: pl.DataFrame) -> None:
 
 
 def test_evaluating_before_fitting_says_to_fit() -> None:
-    with pytest.raises(ValueError, match=r"not fitted yet; call fit\(reference\) first"):
+    with pytest.raises(NotFittedError, match=r"not fitted yet; call fit\(reference\) first"):
         PCAReconstruction().evaluate(plant(50, 70))

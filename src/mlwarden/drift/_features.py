@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from mlwarden.exceptions import InputError, ParameterError, check_int
+from mlwarden.exceptions import InputError, NotFittedError, ParameterError, check_int
 from mlwarden.frames import to_polars
 from mlwarden.schema import Kind, Role, infer_schema, kind_of_dtype
 
@@ -265,10 +265,8 @@ def single_threaded() -> AbstractContextManager[object]:
 
 
 def check_fitted(estimator: object, attribute: str) -> None:
-    """Raise sklearn's ``NotFittedError`` (a ``ValueError``) when ``fit`` has not run yet."""
+    """Raise :class:`~mlwarden.exceptions.NotFittedError` when ``fit`` has not run yet."""
     if not hasattr(estimator, attribute):
-        from sklearn.exceptions import NotFittedError
-
         name = type(estimator).__name__
         raise NotFittedError(f"This {name} is not fitted yet; call fit(reference) first.")
 
