@@ -211,3 +211,36 @@ def test_drift_command_writes_the_json_report_and_can_gate_a_pipeline(tmp_path: 
     assert_one_line_error(code, err, "'kss' is not a drift test", "Did you mean 'ks'")
     code, _, err = run("drift", str(ref), str(tmp_path / "none.parquet"))
     assert_one_line_error(code, err, "none.parquet", "does not exist")
+
+
+def test_estimate_command_per_window_with_realized_where_labelled(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+
+    def side(n: int, shift: float) -> pl.DataFrame:
+        x = rng.normal(shift, 1, n)
+        p = 1 / (1 + np.exp(-(2 * x - 2)))
+        return pl.DataFrame({"x": x, "score": p, "y": (rng.random(n) < p).astype(int)})
+
+    ref, ana = tmp_path / "ref.parquet", tmp_path / "analysis.parquet"
+    side(20_000, 0.0).write_parquet(ref)
+    analysis = side(6_000, 0.5)
+    labelled = pl.int_range(pl.len()) < 2_000
+    analysis.with_columns(pl.when(labelled).then(pl.col("y")).alias("y")).write_parquet(ana)
+    out, page = tmp_path / "est.json", tmp_path / "est.html"
+    args = ["estimate", str(ref), str(ana), "--task", "binary", "--y-true", "y"]
+    code, stdout, err = run(
+        *args, "--y-score", "score", "--chunk-size", "2000", "--json", str(out), "--html", str(page)
+    )
+    assert code == 0, err
+    assert "roc_auc" in stdout
+    doc = json.loads(out.read_text())
+    auc = [e for e in doc["estimates"] if e["metric"] == "roc_auc"]
+    assert len(auc) == 3
+    assert auc[0]["realized"] is not None  # the first window is labelled
+    assert auc[1]["realized"] is None
+    assert all(e["lower"] <= e["estimated"] <= e["upper"] for e in auc)
+    assert "Estimated performance" in page.read_text()
+    code, _, err = run(*args, "--y-score", "score")
+    assert_one_line_error(code, err, "--chunk-size", "--window")
+    code, _, err = run(*args, "--y-score", "nope", "--chunk-size", "100")
+    assert_one_line_error(code, err, "nope")

@@ -181,6 +181,86 @@ def drift_command(
         sys.exit(1)
 
 
+@cli.command("estimate")
+@click.argument("reference", type=click.Path(path_type=Path))
+@click.argument("analysis", type=click.Path(path_type=Path))
+@click.option("--task", type=click.Choice(["binary", "multiclass", "regression"]), required=True)
+@click.option("--y-true", required=True, help="Label column (may be missing from ANALYSIS).")
+@click.option(
+    "--y-score",
+    multiple=True,
+    help="Score column; for multiclass one per class, in the order of --classes.",
+)
+@click.option("--y-pred", help="Predicted class or value (required for regression).")
+@click.option("--classes", help="Comma-separated classes of the score columns (multiclass).")
+@click.option("--features", help="Comma-separated input columns of the loss model (regression).")
+@click.option("--chunk-size", type=click.IntRange(min=1), help="Rows per window.")
+@click.option("--window", help="Window duration such as 1h or 1d (needs --timestamp).")
+@click.option("--timestamp", help="Event-time column for --window.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the result here.")
+@click.option("--html", "html_out", type=click.Path(path_type=Path), help="Write an HTML report.")
+@_friendly_errors
+def estimate_command(
+    reference: Path,
+    analysis: Path,
+    task: str,
+    y_true: str,
+    y_score: tuple[str, ...],
+    y_pred: str | None,
+    classes: str | None,
+    features: str | None,
+    chunk_size: int | None,
+    window: str | None,
+    timestamp: str | None,
+    json_out: Path | None,
+    html_out: Path | None,
+) -> None:
+    """Estimate a model's performance on ANALYSIS without labels, from REFERENCE with labels.
+
+    Classification uses confidence-based estimation (CBPE) from the scores; regression uses
+    direct loss estimation (DLE) from the inputs and predictions. Where ANALYSIS has labels, the
+    realized metric is shown alongside.
+    """
+    from mlwarden.exceptions import ParameterError
+    from mlwarden.frames import to_polars
+    from mlwarden.performance.cbpe import CBPE
+    from mlwarden.performance.display import print_estimate
+    from mlwarden.performance.dle import DLE
+
+    if (chunk_size is None) == (window is None):
+        raise ParameterError("Give exactly one of --chunk-size N and --window DURATION.")
+    windowing: str | int = chunk_size if chunk_size is not None else str(window)
+    ref = to_polars(reference)
+    estimator: CBPE | DLE
+    if task == "regression":
+        if y_pred is None:
+            raise ParameterError("Regression needs --y-pred, the column of the predicted value.")
+        skip = {y_true, y_pred, timestamp}
+        inputs = _columns((features,)) if features else None
+        inputs = inputs or [c for c in ref.columns if c not in skip]
+        estimator = DLE(y_pred=y_pred, y_true=y_true, features=inputs)
+    else:
+        if not y_score:
+            raise ParameterError("Classification needs --y-score, the score column(s).")
+        class_list = [c.strip() for c in classes.split(",")] if classes else None
+        scores: str | list[str] = y_score[0] if task == "binary" else list(y_score)
+        estimator = CBPE(
+            task,  # type: ignore[arg-type]
+            y_score=scores,
+            y_true=y_true,
+            y_pred=y_pred,
+            classes=class_list,
+        )
+    result = estimator.fit(ref).estimate(analysis, window=windowing, timestamp=timestamp)
+    print_estimate(result)
+    if json_out is not None:
+        _write_json(json_out, result.to_dict())
+        click.echo(f"Result written to {json_out}")
+    if html_out is not None:
+        result.to_html(html_out)
+        click.echo(f"HTML report written to {html_out}")
+
+
 @cli.command("demo")
 @click.option("--rows", type=click.IntRange(min=100), default=200_000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -207,10 +287,20 @@ def _write_json(path: Path, doc: Any) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        text = json.dumps(doc, indent=2, allow_nan=False, default=_json_default)
+        tmp.write_text(text + "\n", encoding="utf-8")
         tmp.replace(path)  # never leave a half-written file behind
     except OSError as exc:
         raise InputError(f"Cannot write '{path}': {exc.strerror}.", path=path) from exc
+
+
+def _json_default(value: Any) -> Any:
+    """Dates and times as ISO 8601 text; anything else JSON cannot hold is a bug."""
+    import datetime as dt
+
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -50,6 +50,7 @@ from mlwarden.windows import WINDOW, WINDOW_END, WINDOW_START, WindowSpec, assig
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+    from pathlib import Path
     from typing import Self
 
     from numpy.typing import NDArray
@@ -229,6 +230,55 @@ class EstimatedPerformance:
                 for name, values in columns.items()
             }
         )
+
+    def to_html(self, path: str | Path) -> Path:
+        """Write one self-contained HTML page: each metric per window with its band, alert
+        bounds, the realized value where labels exist, and alerts marked."""
+        from mlwarden.report import html
+        from mlwarden.report.series import Panel, series_figure, series_html
+
+        table = self.to_df()
+        x = "window_start" if table.height and table["window_start"].null_count() == 0 else "window"
+        panels = []
+        for name in self.metrics:
+            part = table.filter(pl.col("metric") == name)
+            n_alerts = int(part["alert"].sum()) if part.height else 0
+            panels.append(
+                Panel(
+                    title=name,
+                    subtitle=f"estimated by {self.method.upper()}; outside the expected range in "
+                    f"{n_alerts} of {part.height} windows",
+                    figure=series_figure(
+                        part,
+                        x=x,
+                        y="estimated",
+                        y_label=f"estimated {name}",
+                        lower="alert_lower",
+                        upper="alert_upper",
+                        band=("lower", "upper"),
+                        alert="alert",
+                        second=("realized", f"realized {name}"),
+                    ),
+                )
+            )
+        n_alerts = len(self.alerts)
+        verdict = (
+            f"{n_alerts} estimates outside their expected range."
+            if n_alerts
+            else "Every estimate is within its expected range."
+        )
+        if self.warnings:
+            verdict += " Warnings: " + ", ".join(self.warnings) + "."
+        shown = table.with_columns(pl.col("warnings").list.join(", "))
+        page = series_html(
+            "Estimated performance",
+            f"{len(self.metrics)} metrics",
+            verdict,
+            n_alerts > 0,
+            panels,
+            shown,
+        )
+        return html.write(path, page)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (NaN becomes None), e.g. for JSON."""
