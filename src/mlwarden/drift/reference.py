@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -25,16 +25,18 @@ from scipy import stats
 
 from mlwarden import frames
 from mlwarden.exceptions import FormatError, InputError, check_int
-from mlwarden.profiling import ColumnProfile, Profile, ProfileConfig, profile
+from mlwarden.profiling import ColumnProfile, HyperLogLog, Profile, ProfileConfig, profile
+from mlwarden.schema import Kind
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from mlwarden.drift.base import DriftTest
-    from mlwarden.schema import Kind, Role
+    from mlwarden.schema import Role
 
 DEFAULT_CHUNKS = 20
 MIN_CHUNK_ROWS = 50
+MIN_INDEPENDENT = 10
 _MAGIC = b"MLWREF"
 FORMAT_VERSION = 1
 
@@ -132,10 +134,12 @@ class Reference:
         chunk_rows = self.n_rows / len(self.chunks)
         group = 1
         if n_rows is not None and n_rows > chunk_rows:
-            group = min(round(n_rows / chunk_rows), max(1, len(self.chunks) // 3))
+            # Keep at least MIN_INDEPENDENT non-overlapping runs: a spread estimated from two or
+            # three long runs would give useless (huge) prediction bounds.
+            group = max(1, min(round(n_rows / chunk_rows), len(self.chunks) // MIN_INDEPENDENT))
         key = (column, test.key, group)
         if key not in self._spreads:
-            parts = [chunk[column] for chunk in self.chunks]
+            parts = [_needed(chunk[column]) for chunk in self.chunks]
             k = len(parts)
             # Each run of `group` consecutive chunks is compared with the rest of the reference
             # (leave-one-out, as a current window is not part of the reference), built from
@@ -196,6 +200,24 @@ class Reference:
                 f"mlwarden reads version {FORMAT_VERSION}."
             )
         return cls(Profile.from_dict(doc["profile"]), [Profile.from_dict(c) for c in doc["chunks"]])
+
+
+def _needed(column: ColumnProfile) -> ColumnProfile:
+    """The parts of a column profile that drift tests read; the rest is dropped so that the many
+    merges of calibration stay cheap (no distinct-count registers or automatic histograms)."""
+    numeric = column.kind is Kind.NUMERIC
+    return replace(
+        column,
+        distinct_sketch=_EMPTY_HLL,
+        histogram=None,
+        gaps=None,
+        lengths=None,
+        items=None if numeric else column.items,
+        quantiles=column.quantiles if numeric else None,
+    )
+
+
+_EMPTY_HLL = HyperLogLog(4)
 
 
 def tail_probability(alpha: float, n_columns: int) -> float:

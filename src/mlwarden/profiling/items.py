@@ -155,6 +155,9 @@ def _reduce(
     capacity: int, values: pl.Series, counts: npt.NDArray[np.int64], total: int
 ) -> FrequentItems:
     """Keep at most ``capacity`` counters, most frequent first, ties broken by value."""
+    if counts.size == 0 or not np.any(counts > 0):
+        # Nothing to keep (a continuous signal, or an empty batch): skip building a frame.
+        return FrequentItems(capacity, values.clear(), np.empty(0, dtype=np.int64), total)
     frame = pl.DataFrame({"value": values, "count": counts}).filter(pl.col("count") > 0)
     frame = frame.sort(["count", "value"], descending=[True, False], nulls_last=True)
     if frame.height > capacity:
