@@ -612,12 +612,18 @@ def _note(result: Result, out: dict[str, Any], drifted: set[str]) -> str:
         notes.append(f"{out['tested']} columns tested")
     flagged = set(out["flagged"])
     if missed := sorted(drifted - flagged):
-        notes.append("missed " + ", ".join(missed))
+        notes.append("missed " + _some(missed))
     if false := sorted(flagged - drifted):
-        notes.append("flagged " + ", ".join(false[:3]) + (", ..." if len(false) > 3 else ""))
+        notes.append("flagged " + _some(false))
     if out.get("possible_drift"):
         notes.append(f"{len(out['possible_drift'])} more POSSIBLE_DRIFT")
     return "; ".join(notes)
+
+
+def _some(names: list[str], shown: int = 4) -> str:
+    return ", ".join(names[:shown]) + (
+        f" and {len(names) - shown} more" if len(names) > shown else ""
+    )
 
 
 def targets(results: list[Result]) -> list[dict[str, Any]]:
