@@ -35,12 +35,13 @@ width. For each table, in one run and on the same Parquet files:
 Each tool runs in a fresh worker process (the peers in their own venvs, ``.bench-venv-<name>/``,
 made on first use from ``bench/requirements-<name>.txt``; usage telemetry off). The worker reads
 both Parquet files (pandas for the peers, polars for mlwarden and scipy; reported apart), warms
-up (on 10,000 rows; on all rows of the first 25 and 50 columns of a wide table), then times the
-tool's own work with ``time.perf_counter``: best of 3 runs (1 at 10M rows), fewer once the runs
-have taken a minute. Peak memory is the worker's peak RSS (VmHWM), which includes both frames in
-memory. A peer is skipped, with its estimate, when its time extrapolated from the warm-up (or from
-the largest size already measured) exceeds ``--peer-budget`` seconds (600 by default), and is
-stopped when it runs past twice that. A failing tool is reported in its row; the others still run.
+up (on 10,000 and 100,000 rows; on all rows of the first 25 and 50 columns of a wide table), then
+times the tool's own work with ``time.perf_counter``: best of 3 runs (1 at 10M rows), fewer once
+the runs have taken a minute. Peak memory is the worker's peak RSS (VmHWM), which includes both
+frames in memory. A peer is skipped, with its estimate, when its time extrapolated from the
+warm-up (or from the largest size already measured) exceeds ``--peer-budget`` seconds (600 by
+default), and is stopped when it runs past twice that. A failing tool is reported in its row;
+the others still run.
 
 Targets: mlwarden at least 20x faster than Evidently at 1M rows; mlwarden finds every drifted
 column and flags no clean one; mlwarden on the wide table in under 60 s.
@@ -460,29 +461,33 @@ def _timed(run: Callable[[Any, Any], object], reference: Any, current: Any) -> f
 def _estimate(
     run: Callable[[Any, Any], object], reference: Any, current: Any, per_cell: float | None
 ) -> float:
-    """Seconds one run on the whole table should take, from a warm-up (which also loads the
+    """Seconds one run on the whole table should take, from warm-up runs (which also load the
     tool's modules and caches before the timed runs).
 
-    A long table warms up on its first rows and is extrapolated linearly, or with the seconds
-    per cell of a smaller size when given. A wide table warms up on all rows of its first 25 and
-    50 columns, and the growth from 25 to 50 columns (linear to quadratic) is extrapolated to
-    all of them: some tools grow faster than linearly with width.
+    Fixed costs make one small run a poor guide, so two are made and the line through them is
+    extrapolated: on the first 10,000 and 100,000 rows of a long table (the seconds per cell of
+    a smaller size measured before replace them when given), and on all rows of the first 25
+    and 50 columns of a wide table, where the growth between the two, from linear to quadratic,
+    is carried to all columns: some tools grow faster than linearly with width.
     """
     rows, columns = len(current), len(current.columns)
-    if columns <= WARMUP_COLUMNS:
-        warm_rows = min(rows, WARMUP_ROWS)
-        warmup = _timed(
-            run, _head(reference, warm_rows, columns), _head(current, warm_rows, columns)
+    if columns > WARMUP_COLUMNS:
+        half, full = (
+            _timed(run, _head(reference, rows, n), _head(current, rows, n))
+            for n in (WARMUP_COLUMNS // 2, WARMUP_COLUMNS)
         )
-        return (
-            (per_cell if per_cell is not None else warmup / (warm_rows * columns)) * rows * columns
-        )
-    half, full = (
-        _timed(run, _head(reference, rows, n), _head(current, rows, n))
-        for n in (WARMUP_COLUMNS // 2, WARMUP_COLUMNS)
-    )
-    exponent = min(2.0, max(1.0, math.log2(full / half))) if half > 0 else 1.0
-    return full * (columns / WARMUP_COLUMNS) ** exponent
+        exponent = min(2.0, max(1.0, math.log2(full / half))) if half > 0 else 1.0
+        return full * (columns / WARMUP_COLUMNS) ** exponent
+    small = min(rows, WARMUP_ROWS)
+    seconds = _timed(run, _head(reference, small, columns), _head(current, small, columns))
+    if per_cell is not None:
+        return per_cell * rows * columns
+    large = min(rows, 10 * WARMUP_ROWS)
+    if large == small:
+        return seconds * rows / small
+    more = _timed(run, _head(reference, large, columns), _head(current, large, columns))
+    slope = (more - seconds) / (large - small)
+    return more + slope * (rows - large) if slope > 0 else more * rows / large
 
 
 def _worker(args: argparse.Namespace) -> None:
