@@ -244,3 +244,70 @@ def test_estimate_command_per_window_with_realized_where_labelled(tmp_path: Path
     assert_one_line_error(code, err, "--chunk-size", "--window")
     code, _, err = run(*args, "--y-score", "nope", "--chunk-size", "100")
     assert_one_line_error(code, err, "nope")
+
+
+def test_suggest_then_check_gates_a_pipeline(tmp_path: Path) -> None:
+    from mlwarden.datasets import StuckSensor, production_line
+
+    plant = production_line(60_000, seed=4)
+    reference, later = tmp_path / "reference.parquet", tmp_path / "later.parquet"
+    plant.head(50_000).write_parquet(reference)
+    plant.tail(10_000).write_parquet(later)
+    suite = tmp_path / "suite.yaml"
+    code, out, err = run("suggest", str(reference), "-o", str(suite), "--timestamp", "timestamp")
+    assert code == 0, err
+    assert f"written to {suite}" in out
+    assert "Held-out test:" in out
+    assert suite.read_text().startswith("# mlwarden quality suite")
+
+    code, out, err = run(
+        "check", str(later), "--suite", str(suite), "--json", str(tmp_path / "ok.json")
+    )
+    assert code == 0, out + err
+    assert json.loads((tmp_path / "ok.json").read_text())["passed"] is True
+
+    broken = tmp_path / "broken.parquet"
+    production_line(
+        10_000, seed=5, faults=[StuckSensor(column="pressure_bar", start_row=2_000, n_rows=500)]
+    ).write_parquet(broken)
+    held = tmp_path / "held.parquet"
+    code, out, err = run(
+        "check",
+        str(broken),
+        "--suite",
+        str(suite),
+        "--json",
+        str(tmp_path / "bad.json"),
+        "--quarantine",
+        str(held),
+        "--window",
+        "1h",
+    )
+    assert code == 1, out + err
+    doc = json.loads((tmp_path / "bad.json").read_text())
+    stuck = next(
+        c for c in doc["checks"] if c["check"] == "stuck" and c["column"] == "pressure_bar"
+    )
+    assert stuck["passed"] is False
+    assert stuck["n_failed"] == 500
+    assert {
+        "check",
+        "column",
+        "passed",
+        "observed",
+        "threshold",
+        "n_failed",
+        "severity",
+        "message",
+    } <= set(stuck)
+    assert doc["windows"]
+    quarantined = pl.read_parquet(held)
+    assert quarantined.height >= 500
+    assert "stuck(pressure_bar)" in quarantined["reasons"].explode().to_list()
+
+
+def test_check_rejects_a_bad_suite_in_one_line(tmp_path: Path, line_parquet: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("checks:\n  - check: not_nul\n    column: pressure_bar\n", encoding="utf-8")
+    code, _, err = run("check", str(line_parquet), "--suite", str(suite))
+    assert_one_line_error(code, err, f"{suite}, line 2", "Did you mean 'not_null'?")

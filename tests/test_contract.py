@@ -10,6 +10,7 @@ import pytest
 
 from mlwarden.drift import DriftTest, available_tests, get_test
 from mlwarden.profiling import profile
+from mlwarden.quality import Check, Dimension, Suite, available_checks, get_check, validate
 from mlwarden.schema import Kind
 
 RNG = np.random.default_rng(0)
@@ -47,4 +48,39 @@ def test_duplicate_keys_fail_at_definition() -> None:
     with pytest.raises(TypeError, match="'ks' is taken"):
 
         class Again(DriftTest, key="ks"):  # pragma: no cover - the definition itself fails
+            pass
+
+
+# -- data-quality checks -------------------------------------------------------------------------
+
+CHECK_SAMPLE = SAMPLE.with_columns(
+    pl.datetime_range(
+        pl.datetime(2024, 1, 1), pl.datetime(2024, 1, 1) + pl.duration(seconds=2_999), "1s"
+    ).alias("time"),
+    pl.int_range(3_000).alias("row_id"),
+)
+
+
+@pytest.mark.parametrize("key", available_checks())
+def test_check_contract(key: str) -> None:
+    cls = get_check(key)
+    assert ">>>" in (cls.__doc__ or ""), "the docstring needs a runnable example"
+    assert isinstance(cls.dimension, Dimension)
+    check = cls(**cls.example)
+    assert check.key == key
+    suite = Suite([check], timestamp="time")
+    result = validate(CHECK_SAMPLE, suite).results[0]
+    assert result.passed, (key, result.message)
+    assert result.message, "every result says what it found"
+    assert Check.from_dict(check.to_dict()) == check
+    assert Suite.from_yaml(suite.to_yaml()) == suite
+    assert pickle.loads(pickle.dumps(check)) == check
+    warning = cls(**cls.example, severity="warning")
+    assert warning.level == "warning"
+
+
+def test_duplicate_check_keys_fail_at_definition() -> None:
+    with pytest.raises(TypeError, match="'range' is taken"):
+
+        class Again(Check, key="range"):  # pragma: no cover - the definition itself fails
             pass

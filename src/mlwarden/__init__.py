@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mlwarden.drift import DriftMonitor, DriftReport, Reference, compare
     from mlwarden.performance.realized import realized_performance
     from mlwarden.profiling import Profile, ProfileConfig, profile
+    from mlwarden.quality import Suite, Validation, gate, suggest_suite, validate
     from mlwarden.schema import Kind, Role, Schema, infer_schema
 
 __all__ = [
@@ -32,11 +33,16 @@ __all__ = [
     "Reference",
     "Role",
     "Schema",
+    "Suite",
+    "Validation",
     "__version__",
     "compare",
+    "gate",
     "infer_schema",
     "profile",
     "realized_performance",
+    "suggest_suite",
+    "validate",
 ]
 
 _LAZY = {
@@ -48,6 +54,11 @@ _LAZY = {
     "profile": "mlwarden.profiling",
     "Profile": "mlwarden.profiling",
     "ProfileConfig": "mlwarden.profiling",
+    "Suite": "mlwarden.quality",
+    "Validation": "mlwarden.quality",
+    "gate": "mlwarden.quality",
+    "suggest_suite": "mlwarden.quality",
+    "validate": "mlwarden.quality",
     "Kind": "mlwarden.schema",
     "Role": "mlwarden.schema",
     "Schema": "mlwarden.schema",

@@ -261,6 +261,140 @@ def estimate_command(
         click.echo(f"HTML report written to {html_out}")
 
 
+@cli.command("suggest")
+@click.argument("reference", type=click.Path(path_type=Path))
+@click.option(
+    "-o", "--out", type=click.Path(path_type=Path), required=True, help="Suite file to write."
+)
+@click.option("--timestamp", help="Event-time column: enables sensor, gap and cadence checks.")
+@click.option("--entity", "entities", multiple=True, help="Column naming one series (repeatable).")
+@click.option("--tag", help="Long data (tag, timestamp, value): the column naming the sensor.")
+@click.option("--id", "ids", multiple=True, help="Key column: checked unique, names rows.")
+@click.option("--window", help="Window of the bands and the held-out test: '1h' or a row count.")
+@click.option("--holdout", type=click.FloatRange(0.05, 0.8), default=0.3, show_default=True)
+@click.option("--name", help="The suite's name.")
+@_friendly_errors
+def suggest_command(
+    reference: Path,
+    out: Path,
+    timestamp: str | None,
+    entities: tuple[str, ...],
+    tag: str | None,
+    ids: tuple[str, ...],
+    window: str | None,
+    holdout: float,
+    name: str | None,
+) -> None:
+    """Learn a data-quality suite from clean REFERENCE data and write it as YAML.
+
+    Learns on the older part of REFERENCE, validates the held-out newer part window by window
+    and prints the estimated false-failure rate; the suite written is learned on all of it.
+    """
+    from mlwarden.quality import suggest_suite
+
+    suite = suggest_suite(
+        reference,
+        timestamp=timestamp,
+        entity=_columns(entities),
+        tag=tag,
+        id=_columns(ids),
+        window=_window(window),
+        holdout=holdout,
+        name=name,
+    )
+    suite.to_yaml(out)
+    meta = suite.meta
+    families: dict[str, int] = {}
+    for check in suite.checks:
+        families[check.dimension.value] = families.get(check.dimension.value, 0) + 1
+    counts = ", ".join(f"{n} {family}" for family, n in families.items())
+    click.echo(f"Suite of {len(suite.checks)} checks ({counts}) written to {out}")
+    click.echo(
+        f"Held-out test: {meta['holdout_windows']} windows of {meta['window']}; "
+        f"{meta['false_failure_rate']:.1%} failed an error check, "
+        f"{meta['warning_rate']:.1%} had any failure."
+    )
+    for label, n in list(meta.get("holdout_failures", {}).items())[:5]:
+        click.echo(f"  {label}: failed in {n} held-out window(s)")
+
+
+@cli.command("check")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option(
+    "--suite", "suite_path", type=click.Path(path_type=Path), required=True, help="Suite YAML."
+)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the result here.")
+@click.option("--html", "html_out", type=click.Path(path_type=Path), help="Write an HTML report.")
+@click.option(
+    "--quarantine",
+    "quarantine_out",
+    type=click.Path(path_type=Path),
+    help="Write the rows the gate holds back (with reasons) to this Parquet file.",
+)
+@click.option("--window", help="Also judge each window: '1h' (on the suite's timestamp) or rows.")
+@click.option(
+    "--now",
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]),
+    help="Validation time for freshness (UTC; default: now).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print only the verdict.")
+@click.option("--all", "show_all", is_flag=True, help="List every passed check too.")
+@_friendly_errors
+def check_command(
+    data: Path,
+    suite_path: Path,
+    json_out: Path | None,
+    html_out: Path | None,
+    quarantine_out: Path | None,
+    window: str | None,
+    now: Any,
+    quiet: bool,
+    show_all: bool,
+) -> None:
+    """Validate DATA against a suite; exit 1 when a check of severity error fails.
+
+    The exit status lets an orchestrator stop a pipeline on bad data: 0 passed (warnings
+    allowed), 1 an error check failed, 2 the command could not run (bad file, bad suite).
+    """
+    import datetime as dt
+
+    from mlwarden.quality import Suite, gate, validate
+
+    suite = Suite.from_yaml(suite_path)
+    moment = now.replace(tzinfo=dt.UTC) if now is not None else None
+    if quarantine_out is not None:
+        result = gate(data, suite, now=moment)
+        result.write_quarantine(quarantine_out)
+        validation = (
+            result.validation
+            if window is None
+            else validate(data, suite, window=_window(window), now=moment)
+        )
+    else:
+        validation = validate(data, suite, window=_window(window), now=moment)
+    if quiet:
+        click.echo("PASSED" if validation.passed else "FAILED")
+    else:
+        click.echo(validation.summary(passed_shown=None if show_all else 10))
+    if json_out is not None:
+        _write_json(json_out, validation.to_dict())
+        click.echo(f"Result written to {json_out}")
+    if html_out is not None:
+        validation.to_html(html_out)
+        click.echo(f"HTML report written to {html_out}")
+    if quarantine_out is not None:
+        click.echo(f"{result.summary()} Quarantined rows written to {quarantine_out}")
+    if not validation.passed:
+        sys.exit(1)
+
+
+def _window(value: str | None) -> str | int | None:
+    """A window option: a row count when it is a number, else a duration."""
+    if value is None:
+        return None
+    return int(value) if value.isdigit() else value
+
+
 @cli.command("demo")
 @click.option("--rows", type=click.IntRange(min=100), default=200_000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

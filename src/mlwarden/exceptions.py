@@ -55,6 +55,26 @@ class MergeError(MlwardenError, ValueError):
         self.column = column
 
 
+class SuiteError(MlwardenError, ValueError):
+    """A quality suite (a YAML file or its dict form) is invalid.
+
+    ``path`` and ``line`` locate the fault in the file (1-based), ``parameter`` names the key.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        line: int | None = None,
+        parameter: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.parameter = parameter
+
+
 class NotFittedError(MlwardenError, RuntimeError):
     """A detector or estimator was used before ``fit(reference)`` was called."""
 

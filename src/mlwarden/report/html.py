@@ -46,6 +46,8 @@ def format_number(x: Any, digits: int = 3) -> str:
         return "–"
     if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e6):
         return f"{x:.{digits - 1}e}"
+    if abs(x) >= 10 ** (digits - 1):
+        return f"{round(x):,}"  # 2,851 rather than 2.85e+03
     return f"{x:.{digits}g}" if abs(x) < 1 else f"{x:,.{digits}g}"
 
 
