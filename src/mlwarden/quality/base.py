@@ -530,6 +530,10 @@ class Grouped(Check):
         own = super().reads()
         return (*own, self.by) if self.by is not None and self.by not in own else own
 
+    def limit_text(self, text: str) -> str:
+        """``text`` (the check's own limit), or a note that each group has its own limit."""
+        return f"set per {self.by}" if self.groups else text
+
     @property
     def subject(self) -> str | None:
         cols = [c for c in self.reads() if c != self.by]

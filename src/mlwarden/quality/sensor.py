@@ -172,10 +172,10 @@ class Stuck(RowCheck, Grouped, key="stuck"):
         if v.get("longest") is None:
             return f"{self.column} has no readings."
         if self.max_duration is not None:
-            limit = format_duration(self.threshold())
+            limit = self.limit_text(format_duration(self.threshold()))
             seen = format_duration(float(v["longest"]))
         else:
-            limit = f"{self.max_samples} readings"
+            limit = self.limit_text(f"{self.max_samples} readings")
             seen = f"{v['longest_count']} readings"
         if stats.n_failed == 0:
             return f"{self.column} never stayed flat longer than {limit} (longest {seen})."
@@ -255,12 +255,12 @@ class Spike(RowCheck, Grouped, key="spike"):
         if stats.n_failed == 0:
             return (
                 f"No spikes in {self.column} (largest score {number(highest)}, limit "
-                f"{number(self.max_z)})."
+                f"{self.limit_text(number(self.max_z))})."
             )
         return (
             f"{stats.n_failed:,} spike(s) in {self.column}: readings that jump away from both "
             f"neighbours (score up to {number(highest)} at {_when(stats.values.get('at'))}, "
-            f"limit {number(self.max_z)})."
+            f"limit {self.limit_text(number(self.max_z))})."
         )
 
 
@@ -386,7 +386,7 @@ class Gap(RowCheck, Grouped, key="gap"):
         what = f"readings of {self.column}" if self.column else "the readings"
         if longest is None:
             return f"Too few {what} to look for holes."
-        limit = format_duration(self.threshold())
+        limit = self.limit_text(format_duration(self.threshold()))
         if stats.n_failed == 0:
             return f"No hole in {what} longer than {limit} (longest {format_duration(longest)})."
         return (

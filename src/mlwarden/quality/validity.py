@@ -100,8 +100,9 @@ class Range(RowCheck, Grouped, key="range"):
     def rule_text(self) -> str:
         low = "-inf" if self.min is None else number(self.min)
         high = "inf" if self.max is None else number(self.max)
-        where = f" (limits per {self.by})" if self.groups else ""
-        return f"{self.column} in [{low}, {high}]{where}"
+        if self.groups:
+            return f"{self.column} within the limits set per {self.by}"
+        return f"{self.column} in [{low}, {high}]"
 
     def detail(self, stats: Stats) -> str:
         low, high = stats.values.get("low"), stats.values.get("high")
