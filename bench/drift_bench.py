@@ -52,35 +52,49 @@ Results are printed as a table and written to ``bench/results/drift_bench.json``
 from __future__ import annotations
 
 import argparse
-import gc
-import json
 import math
 import os
-import subprocess
 import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from _common import (
-    BENCH,
     DATA_DIR,
     RESULTS_DIR,
+    TIMING_HEADER,
+    Tool,
+    add_run_options,
+    add_worker_options,
+    cached_parquet,
+    chunks,
+    head,
     machine_info,
-    peak_rss_bytes,
-    peer_venv,
-    run_worker,
+    print_machine,
+    print_targets,
+    progress,
+    read_parquet,
+    run_budgeted_worker,
+    set_ratios,
+    sizes_and_tools,
+    timed,
+    timed_runs,
+    timing_cells,
+    venv_line,
     versions,
-    write_json,
+    warmup_estimate,
+    within_budget,
+    worker_command,
+    worker_facts,
+    write_results,
 )
 from profile_bench import CATEGORICAL_CARDINALITIES, _numeric_columns
 from profile_bench import DATA_VERSION as PROFILE_DATA_VERSION
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
 
     import numpy as np
     import pyarrow as pa
@@ -89,14 +103,11 @@ SEED = 20_240_202
 # Bump when the generated tables change, so stale cached files are not reused. The base columns
 # come from profile_bench's generator, whose own version is part of the file name too.
 DATA_VERSION = 1
-CHUNK_ROWS = 1_000_000
 SIZES = (100_000, 1_000_000, 10_000_000)
+QUICK_ROWS = 100_000
 WIDE_ROWS = 100_000
 WARMUP_ROWS = 10_000
 WARMUP_COLUMNS = 50
-REPEAT_SECONDS = 60.0
-# Reading the tables and warming up, on top of a peer's budget, before a worker is stopped.
-WORKER_SETUP_SECONDS = 300.0
 SIDES = ("reference", "current")
 RESULTS_FILE = RESULTS_DIR / "drift_bench.json"
 
@@ -113,20 +124,15 @@ SPEED_TARGET_RATIO = 20.0
 WIDE_TARGET_SECONDS = 60.0
 
 
-@dataclass(frozen=True)
-class Tool:
-    key: str
-    label: str
-    reader: str  # "polars" or "pandas": how the worker reads the Parquet files
-    requirements: str | None = None  # file name in bench/ of the peer venv; None: our venv
-    venv: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-
-
 TOOLS = {
     tool.key: tool
     for tool in (
-        Tool("mlwarden", "mlwarden compare (fit + compare)", "polars"),
+        Tool(
+            "mlwarden",
+            "mlwarden compare (fit + compare)",
+            "polars",
+            packages=("mlwarden", "polars", "numpy", "scipy"),
+        ),
         Tool(
             "evidently",
             "evidently DataDriftPreset",
@@ -134,6 +140,7 @@ TOOLS = {
             "requirements-evidently.txt",
             "evidently",
             {"DO_NOT_TRACK": "1"},
+            ("evidently", "pandas", "numpy", "scipy", "pyarrow"),
         ),
         Tool(
             "nannyml",
@@ -142,6 +149,7 @@ TOOLS = {
             "requirements-nannyml.txt",  # shared with estimation_bench.py
             "nannyml",
             {"NML_DISABLE_USAGE_LOGGING": "1", "NML_DISABLE_USER_ANALYTICS": "1"},
+            ("nannyml", "pandas", "numpy", "scipy", "pyarrow"),
         ),
         Tool(
             "whylogs",
@@ -150,8 +158,14 @@ TOOLS = {
             "requirements-whylogs-drift.txt",
             "whylogs-drift",
             {"WHYLOGS_NO_ANALYTICS": "True"},
+            ("whylogs", "pandas", "numpy", "pyarrow"),
         ),
-        Tool("scipy", "scipy ks_2samp / chi2 at p < 0.05", "polars"),
+        Tool(
+            "scipy",
+            "scipy ks_2samp / chi2 at p < 0.05",
+            "polars",
+            packages=("scipy", "polars", "numpy"),
+        ),
     )
 }
 
@@ -261,29 +275,12 @@ def _table_chunk(table: Table, side: str, chunk: int, n: int) -> pa.Table:
 
 def dataset(table: Table, side: str) -> Path:
     """The Parquet file of one side of ``table``, generated on first use."""
-    import pyarrow.parquet as pq
-
     version = f"v{DATA_VERSION}p{PROFILE_DATA_VERSION}"
     path = DATA_DIR / f"drift_{version}_{table.kind}{table.n_columns}_{table.rows}_{side}.parquet"
-    if path.exists():
-        return path
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    print(
-        f"[setup] generating {table.label} ({side}) -> {path.relative_to(BENCH.parent)}", flush=True
+    parts: Iterator[pa.Table] = (
+        _table_chunk(table, side, chunk, n) for chunk, _, n in chunks(table.rows)
     )
-    temporary = path.with_suffix(".tmp")
-    writer = None
-    try:
-        for chunk, first in enumerate(range(0, table.rows, CHUNK_ROWS)):
-            part = _table_chunk(table, side, chunk, min(CHUNK_ROWS, table.rows - first))
-            if writer is None:
-                writer = pq.ParquetWriter(temporary, part.schema)
-            writer.write_table(part, row_group_size=CHUNK_ROWS)
-    finally:
-        if writer is not None:
-            writer.close()
-    temporary.replace(path)
-    return path
+    return cached_parquet(path, f"{table.label} ({side})", parts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,40 +419,10 @@ RUNNERS = {
     "whylogs": (_run_whylogs, _verdict_whylogs),
     "scipy": (_run_scipy, _verdict_scipy),
 }
-WORKER_VERSIONS = {
-    "mlwarden": ["mlwarden", "polars", "numpy", "scipy"],
-    "evidently": ["evidently", "pandas", "numpy", "scipy", "pyarrow"],
-    "nannyml": ["nannyml", "pandas", "numpy", "scipy", "pyarrow"],
-    "whylogs": ["whylogs", "pandas", "numpy", "pyarrow"],
-    "scipy": ["scipy", "polars", "numpy"],
-}
 
 
 # ---------------------------------------------------------------------------------------------
 # The worker: runs one tool in a fresh process and prints one JSON line.
-
-
-def _read(path: Path, reader: str) -> Any:
-    if reader == "polars":
-        import polars as pl
-
-        return pl.read_parquet(path)
-    import pandas as pd
-
-    return pd.read_parquet(path)
-
-
-def _head(frame: Any, rows: int, columns: int) -> Any:
-    names = list(frame.columns)[:columns]
-    if hasattr(frame, "iloc"):  # pandas
-        return frame.iloc[:rows][names].copy()
-    return frame.head(rows).select(names)
-
-
-def _timed(run: Callable[[Any, Any], object], reference: Any, current: Any) -> float:
-    started = time.perf_counter()
-    run(reference, current)
-    return time.perf_counter() - started
 
 
 def _estimate(
@@ -466,28 +433,25 @@ def _estimate(
 
     Fixed costs make one small run a poor guide, so two are made and the line through them is
     extrapolated: on the first 10,000 and 100,000 rows of a long table (the seconds per cell of
-    a smaller size measured before replace them when given), and on all rows of the first 25
-    and 50 columns of a wide table, where the growth between the two, from linear to quadratic,
-    is carried to all columns: some tools grow faster than linearly with width.
+    a smaller size measured before replace them when given; see ``warmup_estimate``), and on all
+    rows of the first 25 and 50 columns of a wide table, where the growth between the two, from
+    linear to quadratic, is carried to all columns: some tools grow faster than linearly with
+    width.
     """
     rows, columns = len(current), len(current.columns)
     if columns > WARMUP_COLUMNS:
         half, full = (
-            _timed(run, _head(reference, rows, n), _head(current, rows, n))
+            timed(run, head(reference, rows, n), head(current, rows, n))
             for n in (WARMUP_COLUMNS // 2, WARMUP_COLUMNS)
         )
         exponent = min(2.0, max(1.0, math.log2(full / half))) if half > 0 else 1.0
         return full * (columns / WARMUP_COLUMNS) ** exponent
-    small = min(rows, WARMUP_ROWS)
-    seconds = _timed(run, _head(reference, small, columns), _head(current, small, columns))
-    if per_cell is not None:
-        return per_cell * rows * columns
-    large = min(rows, 10 * WARMUP_ROWS)
-    if large == small:
-        return seconds * rows / small
-    more = _timed(run, _head(reference, large, columns), _head(current, large, columns))
-    slope = (more - seconds) / (large - small)
-    return more + slope * (rows - large) if slope > 0 else more * rows / large
+    return warmup_estimate(
+        lambda n: timed(run, head(reference, n, columns), head(current, n, columns)),
+        rows,
+        warmup_rows=WARMUP_ROWS,
+        known=None if per_cell is None else per_cell * rows * columns,
+    )
 
 
 def _worker(args: argparse.Namespace) -> None:
@@ -495,47 +459,22 @@ def _worker(args: argparse.Namespace) -> None:
     os.environ.update(tool.env)  # before the tool is imported: no usage telemetry
     run, verdict = RUNNERS[tool.key]
     started = time.perf_counter()
-    reference, current = _read(args.reference, tool.reader), _read(args.current, tool.reader)
-    out: dict[str, Any] = {
-        "read_seconds": time.perf_counter() - started,
-        "rss_after_read_bytes": peak_rss_bytes(),
-        "versions": versions(WORKER_VERSIONS[tool.key]),
-        "python": sys.version.split()[0],
-    }
-    out["estimate_seconds"] = _estimate(run, reference, current, args.per_cell)
-    # Printed before the timed runs, so the driver knows the estimate if it has to stop us.
-    print(json.dumps(out), flush=True)
-    if args.budget is not None and out["estimate_seconds"] > args.budget:
-        out["skipped"] = f"estimated {out['estimate_seconds']:.0f} s > budget {args.budget:.0f} s"
-        print(json.dumps(out))
+    reference = read_parquet(args.reference, tool.reader)
+    current = read_parquet(args.current, tool.reader)
+    out = worker_facts(time.perf_counter() - started, tool.packages)
+    estimate = _estimate(run, reference, current, args.per_cell)
+    if not within_budget(out, estimate, args.budget):
         return
-    timings: list[float] = []
-    for _ in range(args.repeats):
-        gc.collect()
-        run_started = time.perf_counter()
-        raw, parts = run(reference, current)
-        seconds = time.perf_counter() - run_started
-        if not timings or seconds < min(timings):
-            out.update(seconds=seconds, parts=parts, **verdict(raw))
-        timings.append(seconds)
-        del raw
-        if sum(timings) > REPEAT_SECONDS:
-            break
-    out["runs"] = len(timings)
-    out["peak_rss_bytes"] = peak_rss_bytes()
-    print(json.dumps(out))
+
+    def record(raw: tuple[Any, dict[str, float]], seconds: float, earlier: list[float]) -> None:
+        if not earlier or seconds < min(earlier):  # the verdict of the fastest run
+            out.update(parts=raw[1], **verdict(raw[0]))
+
+    timed_runs(out, lambda: run(reference, current), args.repeats, record)
 
 
 # ---------------------------------------------------------------------------------------------
 # The driver
-
-
-def _repeats(rows: int) -> int:
-    return 3 if rows <= 1_000_000 else 1
-
-
-def _progress(table: Table, tool: str) -> None:
-    print(f"[{table.label}] {TOOLS[tool].label} ...", file=sys.stderr, flush=True)
 
 
 def run_tool(
@@ -547,7 +486,7 @@ def run_tool(
     per_cell: float | None,
 ) -> Result:
     """Run one tool on one table in a fresh worker and score its verdicts."""
-    _progress(table, tool)
+    progress(table.label, TOOLS[tool].label)
     drifted = set(table.drifted)
     result = Result(
         table.kind,
@@ -558,35 +497,19 @@ def run_tool(
         n_drifted=len(drifted),
         n_clean=table.n_columns - len(drifted),
     )
-    command = [str(python), __file__, "--worker", tool, "--repeats", str(_repeats(table.rows))]
-    command += ["--reference", str(paths[0]), "--current", str(paths[1])]
-    if tool != "mlwarden":  # ours always runs; a peer only within the budget
-        command += ["--budget", repr(budget)]
-    if per_cell is not None:
-        command += ["--per-cell", repr(per_cell)]
-    # A peer whose estimate was too low is stopped at twice the budget (plus time to read).
-    timeout = 2 * budget + WORKER_SETUP_SECONDS
-    try:
-        out = run_worker(command, env=TOOLS[tool].env, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        result.note = f"stopped after {timeout:.0f} s{_estimate_note(exc.stdout)}"
+    command = worker_command(
+        python,
+        __file__,
+        tool,
+        rows=table.rows,
+        inputs={"--reference": paths[0], "--current": paths[1]},
+        budget=None if tool == "mlwarden" else budget,  # ours always runs; a peer within budget
+        rate_option="--per-cell",
+        rate=per_cell,
+    )
+    out = run_budgeted_worker(result, command, env=TOOLS[tool].env, budget=budget)
+    if out is None or "skipped" in out:
         return result
-    except Exception as exc:  # reported in the table; the other tools still run
-        message = str(exc).split(" exited with ", 1)[-1]  # the command line is known
-        result.note = f"error: exited with {message}".replace("\n", " | ")
-        return result
-    result.read_seconds = out["read_seconds"]
-    result.rss_after_read_bytes = out["rss_after_read_bytes"]
-    result.extra = {
-        "versions": out["versions"],
-        "python": out["python"],
-        "estimate_seconds": out["estimate_seconds"],
-    }
-    if "skipped" in out:
-        result.note = f"skipped: {out['skipped']}"
-        return result
-    result.seconds, result.runs = out["seconds"], out["runs"]
-    result.peak_rss_bytes = out["peak_rss_bytes"]
     result.flagged = out["flagged"]
     result.found = len(drifted & set(out["flagged"]))
     result.false_alarms = len(set(out["flagged"]) - drifted)
@@ -599,15 +522,6 @@ def run_tool(
     )
     result.note = _note(result, out, drifted)
     return result
-
-
-def _estimate_note(stdout: bytes | str | None) -> str:
-    """The estimate a stopped worker printed before its timed runs, as a note."""
-    text = stdout.decode(errors="replace") if isinstance(stdout, bytes) else stdout or ""
-    for line in text.splitlines():
-        if line.startswith("{") and "estimate_seconds" in line:
-            return f" (estimated {json.loads(line)['estimate_seconds']:.0f} s)"
-    return ""
 
 
 def _note(result: Result, out: dict[str, Any], drifted: set[str]) -> str:
@@ -675,33 +589,25 @@ def targets(results: list[Result]) -> list[dict[str, Any]]:
 
 
 def _format_table(results: list[Result]) -> str:
-    header = f"{'table':>19}  {'tool':<38} {'seconds':>9} {'x mlwarden':>10} {'peak RSS':>9}"
+    header = f"{'table':>19}  {'tool':<38} {TIMING_HEADER}"
     lines = [f"{header}  {'found':>5}  {'flagged clean':>13}  note"]
     for r in results:
-        seconds = "-" if r.seconds is None else f"{r.seconds:.2f}"
-        ratio = "-" if r.ratio_to_mlwarden is None else f"{r.ratio_to_mlwarden:.1f}"
-        rss = "-" if r.peak_rss_bytes is None else f"{r.peak_rss_bytes / 1e9:.2f} GB"
         found = "-" if r.found is None else f"{r.found}/{r.n_drifted}"
         clean = "-" if r.false_alarms is None else f"{r.false_alarms}/{r.n_clean}"
         label = f"{r.rows:,} x {r.columns:,}"
         lines.append(
-            f"{label:>19}  {TOOLS[r.tool].label:<38} {seconds:>9} {ratio:>10} {rss:>9}  "
+            f"{label:>19}  {TOOLS[r.tool].label:<38} {timing_cells(r, digits=2)}  "
             f"{found:>5}  {clean:>13}  {r.note}"
         )
     return "\n".join(lines)
 
 
 def _print_header(machine: dict[str, Any], ours: dict[str, str], results: list[Result]) -> None:
-    print(f"machine: {machine['cpu']}, {machine['logical_cores']} logical cores", end="")
-    if "physical_cores" in machine:
-        print(f" ({machine['physical_cores']} physical), {machine['memory_gib']} GiB RAM", end="")
-    print(f"; {machine['os']}")
-    print(f"python {machine['python']}; " + ", ".join(f"{k} {v}" for k, v in ours.items()))
+    print_machine(machine, ours)
     for key, tool in TOOLS.items():
         extra = next((r.extra for r in results if r.tool == key and "versions" in r.extra), None)
         if tool.venv and extra:
-            listed = ", ".join(f"{k} {v}" for k, v in extra["versions"].items())
-            print(f"{key} venv: python {extra['python']}; {listed}")
+            print(venv_line(key, extra["python"], extra["versions"]))
     print("drifted in the current side: " + "; ".join(f"{k}: {v}" for k, v in DRIFTS.items()))
 
 
@@ -712,52 +618,31 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Targets: mlwarden >= 20x faster than Evidently at 1M rows; finds all drifted "
         "columns and flags no clean one; wide table (100k x 1,000) < 60 s.",
     )
-    parser.add_argument(
-        "--sizes",
-        default=",".join(str(s) for s in SIZES),
-        help="comma-separated row counts per side (default: %(default)s; '' for none)",
+    add_run_options(
+        parser,
+        sizes=SIZES,
+        sizes_help="comma-separated row counts per side (default: %(default)s; '' for none)",
+        quick_help=f"{QUICK_ROWS:,} rows, no wide table",
+        flags={"--no-wide": "skip the 100k x 1,000 table"},
+        tools=TOOLS,
+        budget_option="--peer-budget",
+        budget_default=600.0,
+        budget_skips="a peer on a table",
+        results_file=RESULTS_FILE,
     )
-    parser.add_argument("--quick", action="store_true", help="100,000 rows, no wide table")
-    parser.add_argument("--no-wide", action="store_true", help="skip the 100k x 1,000 table")
-    parser.add_argument(
-        "--tools", default=",".join(TOOLS), help="comma-separated subset of %(default)s"
-    )
-    parser.add_argument(
-        "--peer-budget",
-        type=float,
-        default=600.0,
-        help="skip a peer on a table estimated to take longer, in seconds (default: %(default)s)",
-    )
-    parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="JSON results file")
-    parser.add_argument("--worker", choices=tuple(TOOLS), help=argparse.SUPPRESS)
-    parser.add_argument("--reference", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--current", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--repeats", type=int, default=1, help=argparse.SUPPRESS)
-    parser.add_argument("--budget", type=float, help=argparse.SUPPRESS)
-    parser.add_argument("--per-cell", type=float, help=argparse.SUPPRESS)
+    add_worker_options(parser, TOOLS, ["--reference", "--current"], rate_option="--per-cell")
     args = parser.parse_args(argv)
 
     if args.worker:
         _worker(args)
         return 0
 
-    sizes = [100_000] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
-    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
-    if unknown := set(tools) - set(TOOLS):
-        parser.error(
-            f"unknown tool(s) {', '.join(sorted(unknown))}; choose from {', '.join(TOOLS)}"
-        )
+    sizes, tools = sizes_and_tools(parser, args, QUICK_ROWS, TOOLS)
     tables = [Table("long", rows) for rows in sorted(sizes)]
     if not (args.quick or args.no_wide):
         tables.append(wide_table())
 
-    pythons: dict[str, Path] = {}
-    for key in tools:
-        tool = TOOLS[key]
-        if tool.venv is None or tool.requirements is None:
-            pythons[key] = Path(sys.executable)
-        else:
-            pythons[key] = peer_venv(tool.venv, BENCH / tool.requirements)
+    pythons = {key: TOOLS[key].python() for key in tools}
     ours = versions(["mlwarden", "polars", "numpy", "scipy", "pyarrow"])
     machine = machine_info()
 
@@ -773,10 +658,7 @@ def main(argv: list[str] | None = None) -> int:
             if r.seconds is not None and table.kind == "long":
                 per_cell[key] = r.seconds / (table.rows * table.n_columns)
             table_results.append(r)
-        baseline = next((r.seconds for r in table_results if r.tool == "mlwarden"), None)
-        for r in table_results:
-            if baseline and r.seconds is not None:
-                r.ratio_to_mlwarden = r.seconds / baseline
+        set_ratios(table_results)
         results.extend(table_results)
 
     print()
@@ -785,33 +667,27 @@ def main(argv: list[str] | None = None) -> int:
     print(_format_table(results))
     checks = targets(results)
     print()
-    for check in checks:
-        verdict = {True: "met", False: "NOT MET", None: "not measured"}[check["met"]]
-        print(f"target: {check['target']}: {verdict}")
+    print_targets(checks)
 
-    write_json(
+    write_results(
         args.output,
-        {
-            "benchmark": "drift",
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": machine,
-            "versions": ours,
-            "settings": {
-                "tables": [asdict(t) for t in tables],
-                "tools": tools,
-                "seed": SEED,
-                "data_version": DATA_VERSION,
-                "profile_data_version": PROFILE_DATA_VERSION,
-                "drifts": DRIFTS,
-                "warmup_rows": WARMUP_ROWS,
-                "warmup_columns": WARMUP_COLUMNS,
-                "peer_budget_seconds": args.peer_budget,
-            },
-            "results": [asdict(r) for r in results],
-            "targets": checks,
+        "drift",
+        machine,
+        ours,
+        settings={
+            "tables": [asdict(t) for t in tables],
+            "tools": tools,
+            "seed": SEED,
+            "data_version": DATA_VERSION,
+            "profile_data_version": PROFILE_DATA_VERSION,
+            "drifts": DRIFTS,
+            "warmup_rows": WARMUP_ROWS,
+            "warmup_columns": WARMUP_COLUMNS,
+            "peer_budget_seconds": args.peer_budget,
         },
+        results=[asdict(r) for r in results],
+        targets=checks,
     )
-    print(f"\nresults written to {args.output}")
     return 0
 
 

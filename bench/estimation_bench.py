@@ -42,7 +42,6 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +51,11 @@ from _common import (
     RESULTS_DIR,
     machine_info,
     peer_venv,
+    print_targets,
     run_worker,
+    venv_line,
     versions,
-    write_json,
+    write_results,
 )
 
 SEED = 20_240_611
@@ -301,11 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine['cpu']}, {machine['logical_cores']} logical cores; {machine['os']}")
     print(f"python {machine['python']}; " + ", ".join(f"{k} {v}" for k, v in ours.items()))
     if "nannyml" in runs:
-        peer = runs["nannyml"]
-        print(
-            f"nannyml venv: python {peer['python']}; "
-            + ", ".join(f"{k} {v}" for k, v in peer["versions"].items())
-        )
+        print(venv_line("nannyml", runs["nannyml"]["python"], runs["nannyml"]["versions"]))
     span = {m: (min(truth[m]), max(truth[m])) for m in METRICS}
     print(
         f"data: reference {args.reference_rows:,} rows, analysis {args.analysis_rows:,} rows in "
@@ -351,32 +348,27 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         print(f"\nspeed-up: {speedup:.1f}x")
-    for check in checks:
-        print(f"target: {check['target']}: {'met' if check['met'] else 'NOT MET'}")
+    print_targets(checks)  # set only when both tools ran, so each is met or NOT MET
 
-    write_json(
+    write_results(
         args.output,
-        {
-            "benchmark": "estimation",
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": machine,
-            "versions": ours,
-            "settings": {
-                "reference_rows": args.reference_rows,
-                "analysis_rows": args.analysis_rows,
-                "chunk": CHUNK,
-                "repeats": args.repeats,
-                "seed": SEED,
-                "data_version": DATA_VERSION,
-            },
-            "realized": truth,
-            "runs": runs,
-            "scores": scores,
-            "reference_constant": constant,
-            "targets": checks,
+        "estimation",
+        machine,
+        ours,
+        settings={
+            "reference_rows": args.reference_rows,
+            "analysis_rows": args.analysis_rows,
+            "chunk": CHUNK,
+            "repeats": args.repeats,
+            "seed": SEED,
+            "data_version": DATA_VERSION,
         },
+        realized=truth,
+        runs=runs,
+        scores=scores,
+        reference_constant=constant,
+        targets=checks,
     )
-    print(f"\nresults written to {args.output}")
     return 0
 
 

@@ -38,25 +38,34 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from _common import (
     BENCH,
     DATA_DIR,
     RESULTS_DIR,
+    add_run_options,
+    add_worker_options,
     best_of,
+    cached_parquet,
+    chunks,
     machine_info,
     peak_rss_bytes,
     peer_venv,
+    print_machine,
+    print_targets,
+    progress,
+    repeats_for,
     run_worker,
+    sizes_and_tools,
+    venv_line,
     versions,
-    write_json,
+    write_results,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     import numpy as np
     import pyarrow as pa
@@ -64,7 +73,7 @@ if TYPE_CHECKING:
 SEED = 20_240_101
 # Bump when the generated table changes, so stale cached files are not reused.
 DATA_VERSION = 1
-CHUNK_ROWS = 1_000_000
+QUICK_ROWS = 100_000
 WARMUP_ROWS = 100_000
 SIZES = (100_000, 1_000_000, 10_000_000)
 TOOLS = ("mlwarden", "polars", "pandas", "whylogs", "stream")
@@ -153,26 +162,9 @@ def _table_chunk(seed: int, chunk: int, n: int) -> pa.Table:
 
 def dataset(n_rows: int) -> Path:
     """The Parquet file of the benchmark table with ``n_rows`` rows, generated on first use."""
-    import pyarrow.parquet as pq
-
     path = DATA_DIR / f"profile_v{DATA_VERSION}_{n_rows}.parquet"
-    if path.exists():
-        return path
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    print(f"[setup] generating {n_rows:,} rows -> {path.relative_to(BENCH.parent)}", flush=True)
-    temporary = path.with_suffix(".tmp")
-    writer = None
-    try:
-        for chunk, first in enumerate(range(0, n_rows, CHUNK_ROWS)):
-            table = _table_chunk(SEED, chunk, min(CHUNK_ROWS, n_rows - first))
-            if writer is None:
-                writer = pq.ParquetWriter(temporary, table.schema)
-            writer.write_table(table, row_group_size=CHUNK_ROWS)
-    finally:
-        if writer is not None:
-            writer.close()
-    temporary.replace(path)
-    return path
+    parts = (_table_chunk(SEED, chunk, n) for chunk, _, n in chunks(n_rows))
+    return cached_parquet(path, f"{n_rows:,} rows", parts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,14 +215,10 @@ def _worker_stream(path: Path) -> None:
 # The driver
 
 
-def _repeats(n_rows: int) -> int:
-    return 3 if n_rows <= 1_000_000 else 1
-
-
 def _time_in_process(
     label: str, n_rows: int, run: Callable[[Any], object], data: Any, warmup: Any
 ) -> Result:
-    repeats = _repeats(n_rows)
+    repeats = repeats_for(n_rows)
     try:
         run(warmup)
         seconds = best_of(lambda: run(data), repeats)
@@ -257,7 +245,7 @@ def _in_process(n_rows: int, tools: set[str], path: Path) -> list[Result]:
             _progress(n_rows, "mlwarden")
             profile = _mlwarden_profile()
             results.append(
-                Result(n_rows, "mlwarden", None, _repeats(n_rows), note=MISSING)
+                Result(n_rows, "mlwarden", None, repeats_for(n_rows), note=MISSING)
                 if profile is None
                 else _time_in_process("mlwarden", n_rows, profile, frame, head)
             )
@@ -280,7 +268,7 @@ def _in_process(n_rows: int, tools: set[str], path: Path) -> list[Result]:
 def _whylogs(n_rows: int, path: Path, python: Path, budget: float, per_row: float | None) -> Result:
     """Time whylogs in its venv; ``per_row`` (seconds) from a smaller size sets the estimate."""
     _progress(n_rows, "whylogs")
-    repeats = _repeats(n_rows)
+    repeats = repeats_for(n_rows)
     command = [str(python), __file__, "--worker", "whylogs", "--path", str(path)]
     command += ["--repeats", str(repeats), "--whylogs-budget", str(budget)]
     if per_row is not None:
@@ -326,7 +314,7 @@ def _mlwarden_profile() -> Callable[[Any], object] | None:
 
 
 def _progress(n_rows: int, tool: str) -> None:
-    print(f"[{n_rows:,} rows] {LABELS[tool]} ...", file=sys.stderr, flush=True)
+    progress(f"{n_rows:,} rows", LABELS[tool])
 
 
 def bench_size(
@@ -399,26 +387,19 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Targets: mlwarden <= polars describe at 1M and 10M rows, >= 20x faster than "
         "whylogs, streaming peak RSS < 2 GB at 10M rows.",
     )
-    parser.add_argument(
-        "--sizes",
-        default=",".join(str(s) for s in SIZES),
-        help="comma-separated row counts (default: %(default)s)",
+    add_run_options(
+        parser,
+        sizes=SIZES,
+        quick_help=f"{QUICK_ROWS:,} rows only (a smoke run)",
+        tools=TOOLS,
+        budget_option="--whylogs-budget",
+        budget_default=600.0,
+        budget_skips="whylogs at a size",
+        results_file=RESULTS_FILE,
     )
-    parser.add_argument("--quick", action="store_true", help="100,000 rows only (a smoke run)")
-    parser.add_argument(
-        "--tools", default=",".join(TOOLS), help="comma-separated subset of %(default)s"
+    add_worker_options(
+        parser, ("whylogs", "stream"), ["--path"], rate_option="--per-row", budget=False
     )
-    parser.add_argument(
-        "--whylogs-budget",
-        type=float,
-        default=600.0,
-        help="skip whylogs at a size estimated to take longer, in seconds (default: %(default)s)",
-    )
-    parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="JSON results file")
-    parser.add_argument("--worker", choices=("whylogs", "stream"), help=argparse.SUPPRESS)
-    parser.add_argument("--path", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--repeats", type=int, default=1, help=argparse.SUPPRESS)
-    parser.add_argument("--per-row", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker == "whylogs":
@@ -428,12 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         _worker_stream(args.path)
         return 0
 
-    sizes = [100_000] if args.quick else [int(s) for s in args.sizes.split(",") if s]
-    tools = {t.strip() for t in args.tools.split(",") if t.strip()}
-    if unknown := tools - set(TOOLS):
-        parser.error(
-            f"unknown tool(s) {', '.join(sorted(unknown))}; choose from {', '.join(TOOLS)}"
-        )
+    sizes, chosen = sizes_and_tools(parser, args, QUICK_ROWS, TOOLS)
+    tools = set(chosen)
 
     whylogs_python = peer_venv("whylogs", WHYLOGS_REQUIREMENTS) if "whylogs" in tools else None
     ours = versions(["mlwarden", "polars", "pandas", "numpy", "pyarrow"])
@@ -453,45 +430,32 @@ def main(argv: list[str] | None = None) -> int:
 
     peer = next((r.extra for r in results if r.tool == "whylogs" and r.extra), {})
     print()
-    print(f"machine: {machine['cpu']}, {machine['logical_cores']} logical cores", end="")
-    if "physical_cores" in machine:
-        print(f" ({machine['physical_cores']} physical), {machine['memory_gib']} GiB RAM", end="")
-    print(f"; {machine['os']}")
-    print(f"python {machine['python']}; " + ", ".join(f"{k} {v}" for k, v in ours.items()))
+    print_machine(machine, ours)
     if peer:
-        print(
-            f"whylogs venv: python {peer['python']}; "
-            + ", ".join(f"{k} {v}" for k, v in peer["versions"].items())
-        )
+        print(venv_line("whylogs", peer["python"], peer["versions"]))
     print()
     print(_format_table(results))
     checks = targets(results)
     print()
-    for check in checks:
-        verdict = {True: "met", False: "NOT MET", None: "not measured"}[check["met"]]
-        print(f"target: {check['target']}: {verdict}")
+    print_targets(checks)
 
-    write_json(
+    write_results(
         args.output,
-        {
-            "benchmark": "profile",
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": machine,
-            "versions": ours,
-            "whylogs_venv": peer,
-            "settings": {
-                "sizes": sorted(sizes),
-                "tools": sorted(tools),
-                "seed": SEED,
-                "data_version": DATA_VERSION,
-                "warmup_rows": WARMUP_ROWS,
-                "whylogs_budget_seconds": args.whylogs_budget,
-            },
-            "results": [asdict(r) for r in results],
-            "targets": checks,
+        "profile",
+        machine,
+        ours,
+        whylogs_venv=peer,
+        settings={
+            "sizes": sorted(sizes),
+            "tools": sorted(tools),
+            "seed": SEED,
+            "data_version": DATA_VERSION,
+            "warmup_rows": WARMUP_ROWS,
+            "whylogs_budget_seconds": args.whylogs_budget,
         },
+        results=[asdict(r) for r in results],
+        targets=checks,
     )
-    print(f"\nresults written to {args.output}")
     return 0
 
 

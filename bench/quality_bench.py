@@ -57,45 +57,55 @@ from __future__ import annotations
 
 import argparse
 import copy
-import gc
-import json
 import os
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from _common import (
-    BENCH,
     DATA_DIR,
     RESULTS_DIR,
+    TIMING_HEADER,
+    Tool,
+    add_run_options,
+    add_worker_options,
+    cached_parquet,
+    chunks,
+    head,
     machine_info,
-    peak_rss_bytes,
-    peer_venv,
-    run_worker,
+    print_machine,
+    print_targets,
+    progress,
+    read_parquet,
+    run_budgeted_worker,
+    set_ratios,
+    sizes_and_tools,
+    timed,
+    timed_runs,
+    timing_cells,
+    venv_line,
     versions,
-    write_json,
+    warmup_estimate,
+    within_budget,
+    worker_command,
+    worker_facts,
+    write_results,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
 
     import pyarrow as pa
 
 SEED = 20_240_303
 # Bump when the generated table changes, so stale cached files are not reused.
 DATA_VERSION = 1
-CHUNK_ROWS = 1_000_000
 SIZES = (1_000_000, 10_000_000)
 QUICK_ROWS = 100_000
 WARMUP_ROWS = 10_000
-REPEAT_SECONDS = 60.0
-# Reading the table, building the suite and warming up, on top of a peer's budget, before a
-# worker is stopped.
-WORKER_SETUP_SECONDS = 300.0
 RESULTS_FILE = RESULTS_DIR / "quality_bench.json"
 SPEED_TARGET_ROWS = 1_000_000
 
@@ -169,17 +179,6 @@ def rule_columns(check: dict[str, Any]) -> tuple[str, str]:
     if operator != ">=":
         raise ValueError(f"quality_bench translates only 'a >= b' rules; got {check['rule']!r}")
     return left, right
-
-
-@dataclass(frozen=True)
-class Tool:
-    key: str
-    label: str
-    reader: str  # "polars" or "pandas": how the worker reads the Parquet file
-    requirements: str | None = None  # file name in bench/ of the peer venv; None: our venv
-    venv: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    packages: tuple[str, ...] = ()
 
 
 PANDERA_ENV = {"PANDERA_VALIDATION_DEPTH": "SCHEMA_AND_DATA"}
@@ -328,30 +327,16 @@ def _table_chunk(
     )
 
 
+def _table_chunks(rows: int) -> Iterator[pa.Table]:
+    faults, tags = _fault_rows(rows), _tag_pool()
+    for chunk, first, n in chunks(rows):
+        yield _table_chunk(rows, chunk, first, n, faults, tags)
+
+
 def dataset(rows: int) -> Path:
     """The Parquet file of the table of ``rows`` rows, generated on first use."""
-    import pyarrow.parquet as pq
-
     path = DATA_DIR / f"quality_v{DATA_VERSION}_{rows}.parquet"
-    if path.exists():
-        return path
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    print(f"[setup] generating {rows:,} rows -> {path.relative_to(BENCH.parent)}", flush=True)
-    faults, tags = _fault_rows(rows), _tag_pool()
-    temporary = path.with_suffix(".tmp")
-    writer = None
-    try:
-        for chunk, first in enumerate(range(0, rows, CHUNK_ROWS)):
-            n = min(CHUNK_ROWS, rows - first)
-            part = _table_chunk(rows, chunk, first, n, faults, tags)
-            if writer is None:
-                writer = pq.ParquetWriter(temporary, part.schema)
-            writer.write_table(part, row_group_size=CHUNK_ROWS)
-    finally:
-        if writer is not None:
-            writer.close()
-    temporary.replace(path)
-    return path
+    return cached_parquet(path, f"{rows:,} rows", _table_chunks(rows))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -588,140 +573,58 @@ SETUPS: dict[str, Callable[[], Runner]] = {
 # The worker: runs one tool in a fresh process and prints one JSON line.
 
 
-def _read(path: Path, reader: str) -> Any:
-    if reader == "polars":
-        import polars as pl
-
-        return pl.read_parquet(path)
-    import pandas as pd
-
-    return pd.read_parquet(path)
-
-
-def _head(frame: Any, rows: int) -> Any:
-    if hasattr(frame, "iloc"):  # pandas
-        return frame.iloc[:rows].copy()
-    return frame.head(rows)
-
-
-def _timed(run: Callable[[Any], object], frame: Any) -> float:
-    started = time.perf_counter()
-    run(frame)
-    return time.perf_counter() - started
-
-
-def _estimate(run: Callable[[Any], object], frame: Any, per_row: float | None) -> float:
-    """Seconds one validation of the whole frame should take, from warm-up runs (which also load
-    the tool's modules and caches before the timed runs).
-
-    Fixed costs make one small run a poor guide, so two are made, on the first 10,000 and
-    100,000 rows, and the line through them is extrapolated; the seconds per row of a smaller
-    size measured before replace them when given.
-    """
-    rows = len(frame)
-    small = min(rows, WARMUP_ROWS)
-    seconds = _timed(run, _head(frame, small))
-    if per_row is not None:
-        return per_row * rows
-    large = min(rows, 10 * WARMUP_ROWS)
-    if large == small:
-        return seconds * rows / small
-    more = _timed(run, _head(frame, large))
-    slope = (more - seconds) / (large - small)
-    return more + slope * (rows - large) if slope > 0 else more * rows / large
-
-
 def _worker(args: argparse.Namespace) -> None:
     tool = TOOLS[args.worker]
     os.environ.update(tool.env)  # before the tool is imported: no analytics
     started = time.perf_counter()
-    frame = _read(args.data, tool.reader)
+    frame = read_parquet(args.data, tool.reader)
     read_at = time.perf_counter()
     runner = SETUPS[tool.key]()
-    out: dict[str, Any] = {
-        "read_seconds": read_at - started,
-        "setup_seconds": time.perf_counter() - read_at,
-        "rss_after_read_bytes": peak_rss_bytes(),
-        "versions": versions(tool.packages),
-        "python": sys.version.split()[0],
-    }
-    out["estimate_seconds"] = _estimate(runner.validate, frame, args.per_row)
-    # Printed before the timed runs, so the driver knows the estimate if it has to stop us.
-    print(json.dumps(out), flush=True)
-    if args.budget is not None and out["estimate_seconds"] > args.budget:
-        out["skipped"] = f"estimated {out['estimate_seconds']:.1f} s > budget {args.budget:.1f} s"
-        print(json.dumps(out))
+    setup_seconds = time.perf_counter() - read_at
+    out = worker_facts(read_at - started, tool.packages, setup_seconds=setup_seconds)
+    rows = len(frame)
+    estimate = warmup_estimate(
+        lambda n: timed(runner.validate, head(frame, n)),
+        rows,
+        warmup_rows=WARMUP_ROWS,
+        known=None if args.per_row is None else args.per_row * rows,
+    )
+    if not within_budget(out, estimate, args.budget, digits=1):
         return
-    timings: list[float] = []
-    for _ in range(args.repeats):
-        gc.collect()
-        run_started = time.perf_counter()
-        raw = runner.validate(frame)
-        seconds = time.perf_counter() - run_started
-        if not timings:
+
+    def record(raw: Any, seconds: float, earlier: list[float]) -> None:
+        if not earlier:  # the verdicts do not change from run to run
             out["verdicts"], out["n_failed"] = runner.verdicts(raw)
-        timings.append(seconds)
-        del raw
-        if sum(timings) > REPEAT_SECONDS:
-            break
-    out.update(seconds=min(timings), runs=len(timings), peak_rss_bytes=peak_rss_bytes())
-    print(json.dumps(out))
+
+    timed_runs(out, lambda: runner.validate(frame), args.repeats, record)
 
 
 # ---------------------------------------------------------------------------------------------
 # The driver
 
 
-def _repeats(rows: int) -> int:
-    return 3 if rows <= 1_000_000 else 1
-
-
-def _estimate_note(stdout: bytes | str | None) -> str:
-    """The estimate a stopped worker printed before its timed runs, as a note."""
-    text = stdout.decode(errors="replace") if isinstance(stdout, bytes) else stdout or ""
-    for line in text.splitlines():
-        if line.startswith("{") and "estimate_seconds" in line:
-            return f" (estimated {json.loads(line)['estimate_seconds']:.0f} s)"
-    return ""
-
-
 def run_tool(
     tool: str, rows: int, path: Path, python: Path, budget: float, per_row: float | None
 ) -> Result:
     """Run one tool on the table of ``rows`` rows in a fresh worker; its verdicts per check."""
-    print(f"[{rows:,} rows] {TOOLS[tool].label} ...", file=sys.stderr, flush=True)
+    progress(f"{rows:,} rows", TOOLS[tool].label)
     result = Result(rows, tool, None)
-    command = [str(python), __file__, "--worker", tool, "--repeats", str(_repeats(rows))]
-    command += ["--data", str(path)]
-    if tool != "mlwarden":  # ours always runs; a peer only within the budget
-        command += ["--budget", repr(budget)]
-    if per_row is not None:
-        command += ["--per-row", repr(per_row)]
-    # A peer whose estimate was too low is stopped at twice the budget (plus time to read).
-    timeout = 2 * budget + WORKER_SETUP_SECONDS
-    try:
-        out = run_worker(command, env=TOOLS[tool].env, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        result.note = f"stopped after {timeout:.0f} s{_estimate_note(exc.stdout)}"
+    command = worker_command(
+        python,
+        __file__,
+        tool,
+        rows=rows,
+        inputs={"--data": path},
+        budget=None if tool == "mlwarden" else budget,  # ours always runs; a peer within budget
+        rate_option="--per-row",
+        rate=per_row,
+    )
+    out = run_budgeted_worker(result, command, env=TOOLS[tool].env, budget=budget)
+    if out is None:
         return result
-    except Exception as exc:  # reported in the table; the other tools still run
-        message = str(exc).split(" exited with ", 1)[-1]  # the command line is known
-        result.note = f"error: exited with {message}".replace("\n", " | ")
-        return result
-    result.read_seconds = out["read_seconds"]
     result.setup_seconds = out["setup_seconds"]
-    result.rss_after_read_bytes = out["rss_after_read_bytes"]
-    result.extra = {
-        "versions": out["versions"],
-        "python": out["python"],
-        "estimate_seconds": out["estimate_seconds"],
-    }
-    if "skipped" in out:
-        result.note = f"skipped: {out['skipped']}"
-        return result
-    result.seconds, result.runs = out["seconds"], out["runs"]
-    result.peak_rss_bytes = out["peak_rss_bytes"]
-    result.verdicts, result.n_failed = out["verdicts"], out["n_failed"]
+    if "skipped" not in out:
+        result.verdicts, result.n_failed = out["verdicts"], out["n_failed"]
     return result
 
 
@@ -736,10 +639,8 @@ def _differences(verdicts: list[bool], other: list[bool] | tuple[bool, ...]) -> 
 def score(results: list[Result]) -> None:
     """Compare every tool's verdicts with mlwarden's and with the planted faults, in place."""
     ours = next((r.verdicts for r in results if r.tool == "mlwarden"), None)
-    baseline = next((r.seconds for r in results if r.tool == "mlwarden"), None)
+    set_ratios(results)
     for r in results:
-        if baseline and r.seconds is not None:
-            r.ratio_to_mlwarden = r.seconds / baseline
         if r.verdicts is None:
             continue
         r.differs_from_expected = _differences(r.verdicts, EXPECTED)
@@ -792,15 +693,12 @@ def _yes_no(value: bool | None) -> str:
 
 
 def _format_table(results: list[Result]) -> str:
-    header = f"{'rows':>10}  {'tool':<44} {'seconds':>9} {'x mlwarden':>10} {'peak RSS':>9}"
+    header = f"{'rows':>10}  {'tool':<44} {TIMING_HEADER}"
     lines = [f"{header}  {'failed':>6}  {'= mlwarden':>10}  {'= expected':>10}  note"]
     for r in results:
-        seconds = "-" if r.seconds is None else f"{r.seconds:.3f}"
-        ratio = "-" if r.ratio_to_mlwarden is None else f"{r.ratio_to_mlwarden:.1f}"
-        rss = "-" if r.peak_rss_bytes is None else f"{r.peak_rss_bytes / 1e9:.2f} GB"
         failed = "-" if r.verdicts is None else f"{r.verdicts.count(False)}/{len(CHECKS)}"
         lines.append(
-            f"{r.rows:>10,}  {TOOLS[r.tool].label:<44} {seconds:>9} {ratio:>10} {rss:>9}  "
+            f"{r.rows:>10,}  {TOOLS[r.tool].label:<44} {timing_cells(r, digits=3)}  "
             f"{failed:>6}  {_yes_no(r.identical_to_mlwarden):>10}  "
             f"{_yes_no(r.identical_to_expected):>10}  {r.note}"
         )
@@ -839,11 +737,7 @@ def _format_verdicts(results: list[Result]) -> str:
 
 
 def _print_header(machine: dict[str, Any], ours: dict[str, str], results: list[Result]) -> None:
-    print(f"machine: {machine['cpu']}, {machine['logical_cores']} logical cores", end="")
-    if "physical_cores" in machine:
-        print(f" ({machine['physical_cores']} physical), {machine['memory_gib']} GiB RAM", end="")
-    print(f"; {machine['os']}")
-    print(f"python {machine['python']}; " + ", ".join(f"{k} {v}" for k, v in ours.items()))
+    print_machine(machine, ours)
     venvs: dict[str, tuple[str, dict[str, str]]] = {}
     for r in results:
         venv = TOOLS[r.tool].venv
@@ -851,8 +745,7 @@ def _print_header(machine: dict[str, Any], ours: dict[str, str], results: list[R
             python, found = venvs.setdefault(venv, (r.extra["python"], {}))
             found.update(r.extra["versions"])
     for venv, (python, found) in venvs.items():
-        listed = ", ".join(f"{k} {v}" for k, v in found.items())
-        print(f"{venv} venv: python {python}; {listed}")
+        print(venv_line(venv, python, found))
     faults = [f"{count} {what} ({column})" for column, (count, what) in FAULTS.items()]
     print("planted: " + "; ".join([*faults, HUMIDITY_NOTE]))
     print(f"now = {NOW.isoformat()}; the newest event_time is {NEWEST_AGE} older")
@@ -865,47 +758,25 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Targets: every tool's verdicts identical to mlwarden's and to the planted faults; "
         "mlwarden faster than each peer at 1M rows.",
     )
-    parser.add_argument(
-        "--sizes",
-        default=",".join(str(s) for s in SIZES),
-        help="comma-separated row counts (default: %(default)s)",
+    add_run_options(
+        parser,
+        sizes=SIZES,
+        quick_help=f"{QUICK_ROWS:,} rows only",
+        tools=TOOLS,
+        budget_option="--peer-budget",
+        budget_default=900.0,
+        budget_skips="a peer on a table",
+        results_file=RESULTS_FILE,
     )
-    parser.add_argument("--quick", action="store_true", help=f"{QUICK_ROWS:,} rows only")
-    parser.add_argument(
-        "--tools", default=",".join(TOOLS), help="comma-separated subset of %(default)s"
-    )
-    parser.add_argument(
-        "--peer-budget",
-        type=float,
-        default=900.0,
-        help="skip a peer on a table estimated to take longer, in seconds (default: %(default)s)",
-    )
-    parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="JSON results file")
-    parser.add_argument("--worker", choices=tuple(TOOLS), help=argparse.SUPPRESS)
-    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--repeats", type=int, default=1, help=argparse.SUPPRESS)
-    parser.add_argument("--budget", type=float, help=argparse.SUPPRESS)
-    parser.add_argument("--per-row", type=float, help=argparse.SUPPRESS)
+    add_worker_options(parser, TOOLS, ["--data"], rate_option="--per-row")
     args = parser.parse_args(argv)
 
     if args.worker:
         _worker(args)
         return 0
 
-    sizes = [QUICK_ROWS] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
-    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
-    if unknown := set(tools) - set(TOOLS):
-        parser.error(
-            f"unknown tool(s) {', '.join(sorted(unknown))}; choose from {', '.join(TOOLS)}"
-        )
-
-    pythons: dict[str, Path] = {}
-    for key in tools:
-        tool = TOOLS[key]
-        if tool.venv is None or tool.requirements is None:
-            pythons[key] = Path(sys.executable)
-        else:
-            pythons[key] = peer_venv(tool.venv, BENCH / tool.requirements)
+    sizes, tools = sizes_and_tools(parser, args, QUICK_ROWS, TOOLS)
+    pythons = {key: TOOLS[key].python() for key in tools}
     ours = versions(["mlwarden", "polars", "numpy", "pyarrow"])
     machine = machine_info()
 
@@ -930,37 +801,31 @@ def main(argv: list[str] | None = None) -> int:
     print(_format_verdicts(results))
     checks = targets(results)
     print()
-    for check in checks:
-        verdict = {True: "met", False: "NOT MET", None: "not measured"}[check["met"]]
-        print(f"target: {check['target']}: {verdict}")
+    print_targets(checks)
 
-    write_json(
+    write_results(
         args.output,
-        {
-            "benchmark": "quality",
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": machine,
-            "versions": ours,
-            "settings": {
-                "sizes": sorted(sizes),
-                "tools": tools,
-                "seed": SEED,
-                "data_version": DATA_VERSION,
-                "now": NOW.isoformat(),
-                "checks": [{"label": check_label(c), **c} for c in CHECKS],
-                "expected": list(EXPECTED),
-                "faults": {k: {"rows": n, "what": w} for k, (n, w) in FAULTS.items()},
-                "humidity_null_share": HUMIDITY_NULL_SHARE,
-                "temperature_null_share": TEMPERATURE_NULL_SHARE,
-                "great_expectations_result_format": "SUMMARY",
-                "warmup_rows": WARMUP_ROWS,
-                "peer_budget_seconds": args.peer_budget,
-            },
-            "results": [asdict(r) for r in results],
-            "targets": checks,
+        "quality",
+        machine,
+        ours,
+        settings={
+            "sizes": sorted(sizes),
+            "tools": tools,
+            "seed": SEED,
+            "data_version": DATA_VERSION,
+            "now": NOW.isoformat(),
+            "checks": [{"label": check_label(c), **c} for c in CHECKS],
+            "expected": list(EXPECTED),
+            "faults": {k: {"rows": n, "what": w} for k, (n, w) in FAULTS.items()},
+            "humidity_null_share": HUMIDITY_NULL_SHARE,
+            "temperature_null_share": TEMPERATURE_NULL_SHARE,
+            "great_expectations_result_format": "SUMMARY",
+            "warmup_rows": WARMUP_ROWS,
+            "peer_budget_seconds": args.peer_budget,
         },
+        results=[asdict(r) for r in results],
+        targets=checks,
     )
-    print(f"\nresults written to {args.output}")
     return 0
 
 
