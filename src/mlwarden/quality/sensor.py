@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -491,6 +492,9 @@ def _conversions() -> list[tuple[float, float, str]]:
 
 
 CONVERSIONS: Final = tuple(_conversions())
+_LOG_FACTORS: Final = pl.Series(
+    "log_factor", sorted(math.log(a) for a, b, _ in CONVERSIONS if b == 0), dtype=pl.Float64
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -542,15 +546,33 @@ class UnitChange(RowCheck, Grouped, key="unit_change"):
         position = pl.int_range(pl.len())
         following_same = ctx.same.shift(-1).fill_null(False)
         n = ctx.name
+        # One rolling median serves both sides: the window ending just before a reading, and
+        # the window starting at it.
+        median = x.rolling_median(w, min_samples=w // 2)
         stage1 = {
             n("begin"): pl.when(~ctx.same).then(position).forward_fill(),
             n("end"): pl.when(~following_same).then(position).backward_fill(),
-            n("before"): x.shift(1).rolling_median(w, min_samples=w // 2),
-            n("after"): x.rolling_median(w, min_samples=w // 2).shift(-(w - 1)),
+            n("median"): median,
+        }
+        stage1b = {
+            n("before"): pl.col(n("median")).shift(1),
+            n("after"): pl.col(n("median")).shift(-(w - 1)),
         }
         before, after = pl.col(n("before")), pl.col(n("after"))
         scale = pl.max_horizontal(after.abs(), before.abs(), pl.lit(1e-9))
-        misfit = [((after - (a * before + b)).abs() / scale) for a, b, _ in CONVERSIONS]
+        # Pure factors: the distance of log(after / before) to the nearest log factor (about the
+        # relative misfit), found by one sorted search instead of one expression per factor.
+        ratio = after / before
+        q = pl.when((ratio > 0) & (before.abs() > 0)).then(ratio.log())
+        factors = pl.lit(_LOG_FACTORS)
+        at = factors.search_sorted(q).cast(pl.Int64)
+        top = _LOG_FACTORS.len() - 1
+        nearest = pl.min_horizontal(
+            (q - factors.gather((at - 1).clip(0, top))).abs(),
+            (q - factors.gather(at.clip(0, top))).abs(),
+        )
+        affine = [(after - (a * before + b)).abs() / scale for a, b, _ in CONVERSIONS if b != 0]
+        misfit = [nearest, *affine]
         shift = (after - before).abs()
         if self.min_shift is not None or "min_shift" in ctx.grouped:
             big = shift > ctx.param("min_shift", self.min_shift)
@@ -585,7 +607,7 @@ class UnitChange(RowCheck, Grouped, key="unit_change"):
         count = change.cum_sum()
         base = pl.when(~ctx.same).then(count - change).forward_fill()
         stage6 = {n("odd"): ((count - base) % 2) == 1}
-        return [stage1, stage2, stage3, stage4, stage5, stage6]
+        return [stage1, stage1b, stage2, stage3, stage4, stage5, stage6]
 
     def fails(self, ctx: Context) -> pl.Expr:
         return pl.col(ctx.name("odd")) & _value(self.column, ctx).is_not_null()
