@@ -259,15 +259,18 @@ def worker_command(
     budget: float | None,
     rate_option: str,
     rate: float | None,
+    repeats: int | None = None,
 ) -> list[str]:
     """The command line of a worker of ``script`` (see ``add_worker_options``) that times
     ``tool`` on a table of ``rows`` rows read from ``inputs`` (option: file).
 
     ``budget`` (seconds) lets the worker skip its timed runs when its estimate exceeds it (None:
     it always runs them); ``rate``, the seconds per row or cell measured on a smaller table,
-    replaces its extrapolation from the warm-up when given.
+    replaces its extrapolation from the warm-up when given. ``repeats`` overrides the number of
+    timed runs (default ``repeats_for(rows)``).
     """
-    command = [str(python), script, "--worker", tool, "--repeats", str(repeats_for(rows))]
+    runs = repeats if repeats is not None else repeats_for(rows)
+    command = [str(python), script, "--worker", tool, "--repeats", str(runs)]
     for option, path in inputs.items():
         command += [option, str(path)]
     if budget is not None:

@@ -26,13 +26,6 @@ if TYPE_CHECKING:
     from mlwarden.quality.base import Context
 
 
-def _values(column: str, ctx: Context) -> pl.Expr:
-    x = pl.col(column)
-    if ctx.schema[column].is_float():
-        x = x.filter(x.is_not_nan())
-    return x
-
-
 def _too_few(column: str, stats: Stats, min_rows: int) -> Verdict:
     return Verdict(
         True,

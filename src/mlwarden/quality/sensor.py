@@ -150,12 +150,13 @@ class Stuck(RowCheck, Grouped, key="stuck"):
         duration = pl.col(ctx.name("duration"))
         count = pl.col(ctx.name("count"))
         present = _value(self.column, ctx).is_not_null()
-        longest = duration.filter(present).arg_max()
+        duration = pl.when(present).then(duration)  # max and arg_max skip the nulls
+        longest = duration.arg_max()
         return {
-            "longest": duration.filter(present).max(),
-            "longest_count": count.filter(present).max(),
-            "from": pl.col(ctx.name("start")).filter(present).get(longest),
-            "to": pl.col(ctx.name("end")).filter(present).get(longest),
+            "longest": duration.max(),
+            "longest_count": pl.when(present).then(count).max(),
+            "from": pl.col(ctx.name("start")).get(longest),
+            "to": pl.col(ctx.name("end")).get(longest),
         }
 
     def observed(self, stats: Stats) -> Any:
@@ -441,7 +442,7 @@ class Jitter(RowCheck, Grouped, key="jitter"):
         return ctx.dt.is_not_null() & (ctx.dt <= self.gap_factor * self._cadence(ctx))
 
     def observe(self, ctx: Context) -> dict[str, pl.Expr]:
-        dt = ctx.dt.filter(ctx.dt.is_not_null())
+        dt = ctx.dt  # the statistics skip the null at each series' start
         return {"median": dt.median(), "p01": dt.quantile(0.01), "p99": dt.quantile(0.99)}
 
     def threshold(self) -> Any:

@@ -86,9 +86,7 @@ class Range(RowCheck, Grouped, key="range"):
         return x.cast(ctx.schema[self.column])
 
     def observe(self, ctx: Context) -> dict[str, pl.Expr]:
-        x = pl.col(self.column)
-        if ctx.schema[self.column].is_float():
-            x = x.filter(x.is_not_nan())
+        x = pl.col(self.column)  # min and max skip nulls and NaN
         return {"low": x.min(), "high": x.max()}
 
     def observed(self, stats: Stats) -> Any:
