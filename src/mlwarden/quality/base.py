@@ -63,6 +63,19 @@ class Stats:
 
 
 @dataclass(frozen=True, slots=True)
+class Sparse:
+    """A helper stage computed only on the rows where ``where`` holds (null elsewhere).
+
+    For work that matters on a few candidate rows of a large batch (matching a level shift to
+    unit conversions, say): the engine evaluates ``columns`` on those rows alone and joins them
+    back by row number, instead of computing them for every row.
+    """
+
+    where: pl.Expr
+    columns: dict[str, pl.Expr]
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """A check's judgement: passed or not, the observed value, and the message."""
 
@@ -200,10 +213,11 @@ class Check(ABC):
         """The columns this check reads."""
         return ()
 
-    def helpers(self, ctx: Context) -> dict[str, pl.Expr] | list[dict[str, pl.Expr]]:
+    def helpers(self, ctx: Context) -> dict[str, pl.Expr] | list[dict[str, pl.Expr] | Sparse]:
         """Helper columns (named with ``ctx.name``) computed before the row flags.
 
-        A list of dicts is evaluated stage by stage, so a later stage may use an earlier one.
+        A list is evaluated stage by stage, so a later stage may use an earlier one; a
+        :class:`Sparse` stage is computed on its candidate rows only.
         """
         return {}
 

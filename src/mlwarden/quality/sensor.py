@@ -38,7 +38,16 @@ import polars as pl
 
 from mlwarden.exceptions import ParameterError
 from mlwarden.quality._durations import format_duration, parse_duration
-from mlwarden.quality.base import Dimension, Grouped, RowCheck, Stats, Verdict, number, share
+from mlwarden.quality.base import (
+    Dimension,
+    Grouped,
+    RowCheck,
+    Sparse,
+    Stats,
+    Verdict,
+    number,
+    share,
+)
 from mlwarden.quality.completeness import missing
 
 if TYPE_CHECKING:
@@ -108,7 +117,7 @@ class Stuck(RowCheck, Grouped, key="stuck"):
             return parse_duration(value, "max_duration", "the check 'stuck'")
         return value
 
-    def helpers(self, ctx: Context) -> list[dict[str, pl.Expr]]:
+    def helpers(self, ctx: Context) -> list[dict[str, pl.Expr] | Sparse]:
         x = _value(self.column, ctx)
         tolerance = ctx.param("tolerance", self.tolerance)
         changed = (
@@ -213,7 +222,7 @@ class Spike(RowCheck, Grouped, key="spike"):
     def reads(self) -> tuple[str, ...]:
         return (self.column,) if self.by is None else (self.column, self.by)
 
-    def helpers(self, ctx: Context) -> list[dict[str, pl.Expr]]:
+    def helpers(self, ctx: Context) -> list[dict[str, pl.Expr] | Sparse]:
         x = _value(self.column, ctx)
         previous, following = x.shift(1), x.shift(-1)
         inside = ctx.same & ctx.same.shift(-1).fill_null(False)
@@ -504,9 +513,10 @@ class UnitChange(RowCheck, Grouped, key="unit_change"):
 
     The median of the ``window`` readings before each reading is compared with the median of
     the ``window`` readings from it on; a shift larger than ``min_shift`` (default: 20 % of the
-    level) that matches a conversion in :data:`CONVERSIONS` within ``tolerance`` (relative) is a
-    unit change. Readings after an odd number of changes in their series fail (a change and its
-    reversal cancel).
+    level) and than five times ``noise`` (the robust SD of first differences, learned from the
+    reference or else taken from the batch per series) that matches a conversion in
+    :data:`CONVERSIONS` within ``tolerance`` (relative) is a unit change. Readings after an odd
+    number of changes in their series fail (a change and its reversal cancel).
 
     Example:
         >>> import polars as pl
@@ -527,6 +537,7 @@ class UnitChange(RowCheck, Grouped, key="unit_change"):
     column: str
     window: int = 20
     min_shift: float | None = None
+    noise: float | None = None
     tolerance: float = 0.03
 
     def __post_init__(self) -> None:
@@ -541,7 +552,7 @@ class UnitChange(RowCheck, Grouped, key="unit_change"):
     def reads(self) -> tuple[str, ...]:
         return (self.column,) if self.by is None else (self.column, self.by)
 
-    def helpers(self, ctx: Context) -> list[dict[str, pl.Expr]]:
+    def helpers(self, ctx: Context) -> list[dict[str, pl.Expr] | Sparse]:
         w = self.window
         x = _value(self.column, ctx)
         position = pl.int_range(pl.len())
@@ -582,15 +593,17 @@ class UnitChange(RowCheck, Grouped, key="unit_change"):
         room = (position - pl.col(n("begin")) >= w) & (pl.col(n("end")) - position >= w - 1)
         # A unit change moves the level far beyond the reading-to-reading noise; near zero,
         # noise alone can look like a ratio.
-        step = pl.when(ctx.same).then(x - x.shift(1))
-        noise = MAD_TO_SD * (step - step.median()).abs().median()
-        if ctx.entity:
-            noise = noise.over(list(ctx.entity))
+        if self.noise is not None or "noise" in ctx.grouped:
+            noise = ctx.param("noise", self.noise)
+        else:
+            step = pl.when(ctx.same).then(x - x.shift(1))
+            noise = MAD_TO_SD * (step - step.median()).abs().median()
+            if ctx.entity:
+                noise = noise.over(list(ctx.entity))
         big = big & (shift > NOISE_MULTIPLE * noise)
-        stage2 = {
-            n("misfit"): pl.min_horizontal(misfit),
-            n("big"): (big & room).fill_null(False),
-        }
+        stage2 = {n("big"): (big & room).fill_null(False)}
+        # Large shifts are rare: they alone are matched against the conversions.
+        stage2b = Sparse(pl.col(n("big")), {n("misfit"): pl.min_horizontal(misfit)})
         tolerance = ctx.param("tolerance", self.tolerance)
         stage3 = {
             n("candidate"): (pl.col(n("big")) & (pl.col(n("misfit")) < tolerance)).fill_null(False)
@@ -608,7 +621,7 @@ class UnitChange(RowCheck, Grouped, key="unit_change"):
         count = change.cum_sum()
         base = pl.when(~ctx.same).then(count - change).forward_fill()
         stage6 = {n("odd"): ((count - base) % 2) == 1}
-        return [stage1, stage1b, stage2, stage3, stage4, stage5, stage6]
+        return [stage1, stage1b, stage2, stage2b, stage3, stage4, stage5, stage6]
 
     def fails(self, ctx: Context) -> pl.Expr:
         return pl.col(ctx.name("odd")) & _value(self.column, ctx).is_not_null()

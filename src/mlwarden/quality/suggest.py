@@ -444,6 +444,8 @@ class _Learner:
                 floor = 0.2 * float(level) if level is not None else 0.0
                 natural = 1.5 * float(shift) if shift is not None and math.isfinite(shift) else 0.0
                 unit_p[group] = {"min_shift": _round(max(floor, natural, 1e-9))}
+                if scale is not None:
+                    unit_p[group]["noise"] = _round(max(float(scale), 1e-9))
             if self.tag is None:
                 checks.append(Stuck(column=c, **stuck_p[""]))
                 if "" in spike_p:

@@ -21,7 +21,16 @@ import polars as pl
 
 from mlwarden.exceptions import InputError, ParameterError
 from mlwarden.frames import to_polars
-from mlwarden.quality.base import Check, Context, Dimension, RowCheck, Severity, Stats, Verdict
+from mlwarden.quality.base import (
+    Check,
+    Context,
+    Dimension,
+    RowCheck,
+    Severity,
+    Sparse,
+    Stats,
+    Verdict,
+)
 from mlwarden.schema import unknown_column_message
 from mlwarden.windows import WindowSpec
 
@@ -387,13 +396,27 @@ class _Plan:
 
     def _stage(self, lf: pl.LazyFrame, active: list[tuple[int, Check, Context]]) -> pl.LazyFrame:
         stages: list[dict[str, pl.Expr]] = []
+        sparse: list[list[Sparse]] = []
         for _, check, ctx in active:
             for k, helpers in enumerate(_staged(check.helpers(ctx))):
                 if len(stages) <= k:
                     stages.append({})
-                stages[k].update(helpers)
-        for helpers in stages:
-            lf = lf.with_columns(**helpers)
+                    sparse.append([])
+                if isinstance(helpers, Sparse):
+                    sparse[k].append(helpers)
+                else:
+                    stages[k].update(helpers)
+        for helpers, candidates in zip(stages, sparse, strict=True):
+            if helpers:
+                lf = lf.with_columns(**helpers)
+            if candidates:
+                # Materialized once, so the rows before this stage are not computed twice.
+                lf = lf.collect().lazy()
+            for stage in candidates:
+                rows = lf.filter(stage.where).select(
+                    pl.col(ROW), *(e.alias(name) for name, e in stage.columns.items())
+                )
+                lf = lf.join(rows, on=ROW, how="left", maintain_order="left")
         flags: dict[str, pl.Expr] = {}
         for i, check, ctx in active:
             fail = check.fails(ctx)
@@ -653,7 +676,9 @@ class _Plan:
         return out
 
 
-def _staged(helpers: dict[str, pl.Expr] | list[dict[str, pl.Expr]]) -> list[dict[str, pl.Expr]]:
+def _staged(
+    helpers: dict[str, pl.Expr] | list[dict[str, pl.Expr] | Sparse],
+) -> list[dict[str, pl.Expr] | Sparse]:
     return helpers if isinstance(helpers, list) else [helpers] if helpers else []
 
 
