@@ -75,6 +75,23 @@ class SuiteError(MlwardenError, ValueError):
         self.parameter = parameter
 
 
+class StoreError(MlwardenError):
+    """The metadata store cannot do what was asked (the database is unreachable, a record
+    conflicts with one already stored, or the schema is older than this mlwarden)."""
+
+
+class NotFoundError(StoreError, LookupError):
+    """A model, version, alias or other record does not exist; ``what`` names it."""
+
+    def __init__(self, message: str, *, what: str | None = None) -> None:
+        super().__init__(message)
+        self.what = what
+
+
+class ConflictError(StoreError):
+    """A record with the same key already exists (a version registered twice, say)."""
+
+
 class NotFittedError(MlwardenError, RuntimeError):
     """A detector or estimator was used before ``fit(reference)`` was called."""
 

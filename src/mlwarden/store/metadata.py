@@ -1,0 +1,834 @@
+"""The metadata store: models, versions and their references, aliases with history, windows,
+metric series with alert bounds, alerts, incidents, API tokens and ingested batches.
+
+One class, :class:`Store`, over SQLAlchemy 2: SQLite in the data directory by default (WAL mode,
+so readers never block the writer), PostgreSQL (psycopg 3) in production. Every method is one
+transaction: it happens entirely or not at all. Records come back as frozen dataclasses, never
+as live ORM objects.
+
+Example:
+    >>> store = Store("sqlite://")          # in memory; Store() uses the data directory
+    >>> store.migrate()
+    >>> store.create_model("defect-model").name
+    'defect-model'
+    >>> v1 = store.create_version("defect-model", "1", artifacts={"suite": b"checks: []"})
+    >>> store.set_alias("defect-model", "production", "1").version
+    '1'
+    >>> store.resolve("defect-model", "production").version
+    '1'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import polars as pl
+from sqlalchemy import Engine, create_engine, delete, event, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mlwarden.exceptions import ConflictError, NotFoundError, ParameterError, StoreError
+from mlwarden.store.schema import (
+    AlertRow,
+    AliasChangeRow,
+    AliasRow,
+    ArtifactRow,
+    BatchRow,
+    IncidentRow,
+    MetricRow,
+    ModelRow,
+    TokenRow,
+    ValidationRow,
+    VersionRow,
+    WindowRow,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+DATABASE_URL_ENV: Final = "MLWARDEN_DATABASE_URL"
+DATA_DIR_ENV: Final = "MLWARDEN_DATA_DIR"
+DEFAULT_DATA_DIR: Final = Path(".mlwarden")
+_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
+Scope = Literal["read", "write"]
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    id: int
+    name: str
+    description: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    id: int
+    model: str
+    version: str
+    meta: dict[str, Any]
+    created_at: datetime
+    artifacts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AliasChange:
+    model: str
+    alias: str
+    version: str | None
+    previous: str | None
+    changed_at: datetime
+    changed_by: str = ""
+    note: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WindowRecord:
+    id: int
+    model: str
+    version: str
+    start: datetime
+    end: datetime
+    n_rows: int
+    n_labelled: int
+    evaluated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """One number of a window: ``name`` (``"drift.psi"``, ``"null_rate"``, ``"f1"``), the column
+    and segment it is about (empty for the whole table), its value and alert bounds."""
+
+    name: str
+    value: float | None
+    lower: float | None = None
+    upper: float | None = None
+    column: str = ""
+    segment: str = ""
+
+    @property
+    def alert(self) -> bool:
+        if self.value is None:
+            return False
+        return (self.lower is not None and self.value < self.lower) or (
+            self.upper is not None and self.value > self.upper
+        )
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    id: int
+    name: str
+    scope: Scope
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+
+def default_url() -> str:
+    """``MLWARDEN_DATABASE_URL``, else a SQLite file in the data directory."""
+    url = os.environ.get(DATABASE_URL_ENV)
+    if url:
+        return url
+    data_dir = Path(os.environ.get(DATA_DIR_ENV, DEFAULT_DATA_DIR))
+    return f"sqlite:///{data_dir / 'mlwarden.db'}"
+
+
+def normalize_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs written the usual way."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Store:
+    """The metadata store on one database.
+
+    Parameters:
+        url: a SQLAlchemy URL (``sqlite:///path.db``, ``postgresql://user@host/db``); default
+            ``MLWARDEN_DATABASE_URL`` or ``<data dir>/mlwarden.db``.
+        schema: a PostgreSQL schema to keep the tables in (created when missing).
+    """
+
+    def __init__(self, url: str | None = None, *, schema: str | None = None) -> None:
+        self.url = normalize_url(url or default_url())
+        self.schema = schema
+        self.engine = _engine(self.url, schema)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema ----------------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Create or upgrade the tables to this mlwarden's schema (Alembic ``upgrade head``)."""
+        from alembic import command
+        from alembic.config import Config
+
+        import mlwarden.store.migrations as migrations
+
+        config = Config()
+        config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+        try:
+            with self.engine.begin() as connection:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        except OperationalError as exc:
+            raise StoreError(f"Cannot reach the database {self!r}: {exc.orig}") from exc
+
+    def revision(self) -> str | None:
+        """The schema revision the database is at (None before the first migration)."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back on any error."""
+        session = self._session()
+        try:
+            yield session
+            session.commit()
+        except IntegrityError as exc:
+            session.rollback()
+            raise ConflictError(
+                f"The record conflicts with one already stored: {exc.orig}"
+            ) from exc
+        except OperationalError as exc:
+            session.rollback()
+            raise StoreError(f"The database {self!r} failed: {exc.orig}") from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    # -- models, versions, artifacts -----------------------------------------------------------
+
+    def create_model(self, name: str, description: str = "") -> ModelRecord:
+        _check_name(name, "model")
+        with self.session() as s:
+            if s.scalar(select(ModelRow).where(ModelRow.name == name)) is not None:
+                raise ConflictError(f"A model named '{name}' already exists.")
+            row = ModelRow(name=name, description=description, created_at=utcnow())
+            s.add(row)
+            s.flush()
+            return _model(row)
+
+    def get_model(self, name: str) -> ModelRecord:
+        with self.session() as s:
+            return _model(_model_row(s, name))
+
+    def models(self) -> list[ModelRecord]:
+        with self.session() as s:
+            return [_model(r) for r in s.scalars(select(ModelRow).order_by(ModelRow.name))]
+
+    def create_version(
+        self,
+        model: str,
+        version: str,
+        *,
+        artifacts: dict[str, bytes] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> VersionRecord:
+        """Register ``version`` of ``model`` with its reference artifacts (kind -> bytes)."""
+        _check_name(version, "version")
+        with self.session() as s:
+            m = _model_row(s, model)
+            taken = select(VersionRow).where(
+                VersionRow.model_id == m.id, VersionRow.version == version
+            )
+            if s.scalar(taken) is not None:
+                raise ConflictError(f"Model '{model}' already has a version '{version}'.")
+            row = VersionRow(model_id=m.id, version=version, meta=meta or {}, created_at=utcnow())
+            s.add(row)
+            s.flush()
+            for kind, content in (artifacts or {}).items():
+                _check_name(kind, "artifact kind")
+                s.add(
+                    ArtifactRow(
+                        version_id=row.id,
+                        kind=kind,
+                        content=content,
+                        sha256=hashlib.sha256(content).hexdigest(),
+                        created_at=utcnow(),
+                    )
+                )
+            return _version(row, model, tuple(sorted(artifacts or {})))
+
+    def get_version(self, model: str, version: str) -> VersionRecord:
+        with self.session() as s:
+            row = _version_row(s, _model_row(s, model), version)
+            return _version(row, model, _artifact_kinds(s, row.id))
+
+    def versions(self, model: str) -> list[VersionRecord]:
+        with self.session() as s:
+            m = _model_row(s, model)
+            rows = s.scalars(
+                select(VersionRow).where(VersionRow.model_id == m.id).order_by(VersionRow.id)
+            )
+            return [_version(r, model, _artifact_kinds(s, r.id)) for r in rows]
+
+    def artifact(self, model: str, version: str, kind: str) -> bytes:
+        """The bytes of one artifact, checked against the SHA-256 stored with them."""
+        with self.session() as s:
+            v = _version_row(s, _model_row(s, model), version)
+            row = s.scalar(
+                select(ArtifactRow).where(ArtifactRow.version_id == v.id, ArtifactRow.kind == kind)
+            )
+            if row is None:
+                kinds = ", ".join(_artifact_kinds(s, v.id)) or "none"
+                raise NotFoundError(
+                    f"Version '{version}' of '{model}' has no '{kind}' artifact (it has: {kinds}).",
+                    what="artifact",
+                )
+            if hashlib.sha256(row.content).hexdigest() != row.sha256:
+                raise StoreError(
+                    f"The '{kind}' artifact of '{model}' version '{version}' is corrupt: its "
+                    "content does not match the hash stored with it."
+                )
+            return row.content
+
+    # -- aliases -------------------------------------------------------------------------------
+
+    def set_alias(
+        self,
+        model: str,
+        alias: str,
+        version: str,
+        *,
+        by: str = "",
+        note: str = "",
+        evidence: dict[str, Any] | None = None,
+    ) -> AliasChange:
+        """Point ``alias`` (``production``, ``staging``, any name) at ``version``; recorded."""
+        _check_name(alias, "alias")
+        with self.session() as s:
+            m = _model_row(s, model)
+            v = _version_row(s, m, version)
+            current = s.get(AliasRow, (m.id, alias))
+            previous_id = current.version_id if current is not None else None
+            now = utcnow()
+            if current is None:
+                s.add(AliasRow(model_id=m.id, name=alias, version_id=v.id, updated_at=now))
+            else:
+                current.version_id = v.id
+                current.updated_at = now
+            change = AliasChangeRow(
+                model_id=m.id,
+                alias=alias,
+                version_id=v.id,
+                previous_version_id=previous_id,
+                changed_at=now,
+                changed_by=by,
+                note=note,
+                evidence=evidence or {},
+            )
+            s.add(change)
+            s.flush()
+            return _change(s, change, model)
+
+    def remove_alias(self, model: str, alias: str, *, by: str = "", note: str = "") -> None:
+        with self.session() as s:
+            m = _model_row(s, model)
+            current = s.get(AliasRow, (m.id, alias))
+            if current is None:
+                raise NotFoundError(f"Model '{model}' has no alias '{alias}'.", what="alias")
+            s.add(
+                AliasChangeRow(
+                    model_id=m.id,
+                    alias=alias,
+                    version_id=None,
+                    previous_version_id=current.version_id,
+                    changed_at=utcnow(),
+                    changed_by=by,
+                    note=note,
+                )
+            )
+            s.delete(current)
+
+    def resolve(self, model: str, name: str) -> VersionRecord:
+        """The version an alias points at, or the version of that name."""
+        with self.session() as s:
+            m = _model_row(s, model)
+            alias = s.get(AliasRow, (m.id, name))
+            if alias is not None:
+                row = s.get(VersionRow, alias.version_id)
+                assert row is not None
+            else:
+                row = _version_row(s, m, name)
+            return _version(row, model, _artifact_kinds(s, row.id))
+
+    def aliases(self, model: str) -> dict[str, str]:
+        """Alias -> version of a model."""
+        with self.session() as s:
+            m = _model_row(s, model)
+            rows = s.execute(
+                select(AliasRow.name, VersionRow.version)
+                .join(VersionRow, VersionRow.id == AliasRow.version_id)
+                .where(AliasRow.model_id == m.id)
+            )
+            return {str(name): str(version) for name, version in rows.all()}
+
+    def alias_history(self, model: str, alias: str | None = None) -> list[AliasChange]:
+        """Every change of a model's aliases (or one alias), oldest first."""
+        with self.session() as s:
+            m = _model_row(s, model)
+            query = select(AliasChangeRow).where(AliasChangeRow.model_id == m.id)
+            if alias is not None:
+                query = query.where(AliasChangeRow.alias == alias)
+            rows = s.scalars(query.order_by(AliasChangeRow.id))
+            return [_change(s, r, model) for r in rows]
+
+    # -- windows and metrics -------------------------------------------------------------------
+
+    def upsert_window(
+        self,
+        model: str,
+        version: str,
+        start: datetime,
+        end: datetime,
+        *,
+        n_rows: int,
+        n_labelled: int = 0,
+        evaluated_at: datetime | None = None,
+    ) -> WindowRecord:
+        """The window [start, end) of a version, created or updated (late rows, late labels)."""
+        start, end = _utc(start, "start"), _utc(end, "end")
+        if end <= start:
+            raise ParameterError(
+                f"A window ends after it starts; got start={start}, end={end}.", parameter="end"
+            )
+        with self.session() as s:
+            v = _version_row(s, _model_row(s, model), version)
+            row = s.scalar(
+                select(WindowRow).where(
+                    WindowRow.version_id == v.id, WindowRow.start == start, WindowRow.end == end
+                )
+            )
+            if row is None:
+                row = WindowRow(version_id=v.id, start=start, end=end)
+                s.add(row)
+            row.n_rows = n_rows
+            row.n_labelled = n_labelled
+            row.evaluated_at = evaluated_at
+            s.flush()
+            return _window(row, model, version)
+
+    def windows(
+        self,
+        model: str,
+        version: str | None = None,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[WindowRecord]:
+        with self.session() as s:
+            m = _model_row(s, model)
+            query = (
+                select(WindowRow, VersionRow.version)
+                .join(VersionRow, VersionRow.id == WindowRow.version_id)
+                .where(VersionRow.model_id == m.id)
+            )
+            if version is not None:
+                query = query.where(VersionRow.version == version)
+            if start is not None:
+                query = query.where(WindowRow.start >= start)
+            if end is not None:
+                query = query.where(WindowRow.start < end)
+            rows = s.execute(query.order_by(WindowRow.start, VersionRow.id))
+            return [_window(w, model, v) for w, v in rows]
+
+    def write_metrics(self, window_id: int, metrics: Sequence[MetricValue]) -> int:
+        """Store a window's metrics, replacing earlier values of the same metric (a window is
+        evaluated again when late labels arrive). Returns how many are outside their bounds."""
+        with self.session() as s:
+            if s.get(WindowRow, window_id) is None:
+                raise NotFoundError(f"No window with id {window_id}.", what="window")
+            keys = {(m.name, m.column, m.segment) for m in metrics}
+            if len(keys) != len(metrics):
+                raise ParameterError(
+                    "Each metric of a window appears once per column and segment; got duplicates.",
+                    parameter="metrics",
+                )
+            names = {m.name for m in metrics}
+            existing = s.scalars(
+                select(MetricRow).where(MetricRow.window_id == window_id, MetricRow.name.in_(names))
+            )
+            for row in existing:
+                if (row.name, row.column, row.segment) in keys:
+                    s.delete(row)
+            s.flush()
+            s.add_all(
+                MetricRow(
+                    window_id=window_id,
+                    name=m.name,
+                    column=m.column,
+                    segment=m.segment,
+                    value=m.value,
+                    lower=m.lower,
+                    upper=m.upper,
+                    alert=m.alert,
+                )
+                for m in metrics
+            )
+            return sum(m.alert for m in metrics)
+
+    def metric_series(
+        self,
+        model: str,
+        name: str | None = None,
+        *,
+        version: str | None = None,
+        column: str | None = None,
+        segment: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> pl.DataFrame:
+        """Metrics over time: one row per window and metric, oldest window first."""
+        with self.session() as s:
+            m = _model_row(s, model)
+            query = (
+                select(
+                    WindowRow.start.label("window_start"),
+                    WindowRow.end.label("window_end"),
+                    VersionRow.version.label("version"),
+                    MetricRow.name,
+                    MetricRow.column,
+                    MetricRow.segment,
+                    MetricRow.value,
+                    MetricRow.lower,
+                    MetricRow.upper,
+                    MetricRow.alert,
+                )
+                .join(WindowRow, WindowRow.id == MetricRow.window_id)
+                .join(VersionRow, VersionRow.id == WindowRow.version_id)
+                .where(VersionRow.model_id == m.id)
+            )
+            for attribute, value in (
+                (MetricRow.name, name),
+                (VersionRow.version, version),
+                (MetricRow.column, column),
+                (MetricRow.segment, segment),
+            ):
+                if value is not None:
+                    query = query.where(attribute == value)
+            if start is not None:
+                query = query.where(WindowRow.start >= start)
+            if end is not None:
+                query = query.where(WindowRow.start < end)
+            rows = s.execute(query.order_by(WindowRow.start, MetricRow.name, MetricRow.column))
+            records = [row._asdict() for row in rows]
+        schema: dict[str, pl.DataType] = {
+            "window_start": pl.Datetime("us", "UTC"),
+            "window_end": pl.Datetime("us", "UTC"),
+            "version": pl.String(),
+            "name": pl.String(),
+            "column": pl.String(),
+            "segment": pl.String(),
+            "value": pl.Float64(),
+            "lower": pl.Float64(),
+            "upper": pl.Float64(),
+            "alert": pl.Boolean(),
+        }
+        return pl.DataFrame(records, schema=schema, orient="row")
+
+    def save_validation(self, window_id: int, passed: bool, result: dict[str, Any]) -> None:
+        """The quality validation of a window (its JSON form), replacing an earlier one."""
+        with self.session() as s:
+            if s.get(WindowRow, window_id) is None:
+                raise NotFoundError(f"No window with id {window_id}.", what="window")
+            s.execute(delete(ValidationRow).where(ValidationRow.window_id == window_id))
+            s.add(ValidationRow(window_id=window_id, passed=passed, result=result))
+
+    def validation(self, window_id: int) -> dict[str, Any] | None:
+        with self.session() as s:
+            row = s.scalar(select(ValidationRow).where(ValidationRow.window_id == window_id))
+            return None if row is None else dict(row.result)
+
+    # -- tokens --------------------------------------------------------------------------------
+
+    def create_token(self, name: str, scope: Scope = "write") -> str:
+        """A new API token; returned once, stored only as its SHA-256."""
+        if scope not in ("read", "write"):
+            raise ParameterError(
+                f"A token's scope is 'read' or 'write'; got {scope!r}.", parameter="scope"
+            )
+        token = "mlw_" + secrets.token_urlsafe(32)
+        with self.session() as s:
+            s.add(TokenRow(name=name, sha256=_hash(token), scope=scope, created_at=utcnow()))
+        return token
+
+    def verify_token(self, token: str, scope: Scope = "read") -> TokenRecord | None:
+        """The token's record if it is valid for ``scope`` (a write token may also read)."""
+        with self.session() as s:
+            row = s.scalar(select(TokenRow).where(TokenRow.sha256 == _hash(token)))
+            if row is None or row.revoked:
+                return None
+            if scope == "write" and row.scope != "write":
+                return None
+            row.last_used_at = utcnow()
+            return _token(row)
+
+    def tokens(self) -> list[TokenRecord]:
+        with self.session() as s:
+            return [_token(r) for r in s.scalars(select(TokenRow).order_by(TokenRow.id))]
+
+    def revoke_token(self, token_id: int) -> None:
+        with self.session() as s:
+            row = s.get(TokenRow, token_id)
+            if row is None:
+                raise NotFoundError(f"No token with id {token_id}.", what="token")
+            row.revoked = True
+
+    # -- ingested batches ----------------------------------------------------------------------
+
+    def record_batch(self, model: str, batch_id: str, n_rows: int, kind: str = "rows") -> bool:
+        """Remember an ingested batch by its idempotency key; False when it was seen before."""
+        _check_name(batch_id, "batch id")
+        try:
+            with self.session() as s:
+                m = _model_row(s, model)
+                s.add(
+                    BatchRow(
+                        model_id=m.id,
+                        batch_id=batch_id,
+                        kind=kind,
+                        n_rows=n_rows,
+                        received_at=utcnow(),
+                    )
+                )
+        except ConflictError:
+            return False
+        return True
+
+    # -- alerts and incidents ------------------------------------------------------------------
+
+    def open_incident(self, model: str, title: str, started_at: datetime) -> int:
+        with self.session() as s:
+            m = _model_row(s, model)
+            row = IncidentRow(model_id=m.id, title=title, started_at=_utc(started_at, "started_at"))
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def add_alert(
+        self,
+        window_id: int,
+        metric: MetricValue,
+        *,
+        incident_id: int | None = None,
+    ) -> int:
+        with self.session() as s:
+            window = s.get(WindowRow, window_id)
+            if window is None:
+                raise NotFoundError(f"No window with id {window_id}.", what="window")
+            version = s.get(VersionRow, window.version_id)
+            assert version is not None
+            row = AlertRow(
+                model_id=version.model_id,
+                version_id=version.id,
+                window_id=window_id,
+                incident_id=incident_id,
+                metric=metric.name,
+                column=metric.column,
+                segment=metric.segment,
+                value=metric.value,
+                lower=metric.lower,
+                upper=metric.upper,
+                started_at=window.start,
+            )
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def alerts(self, model: str) -> pl.DataFrame:
+        with self.session() as s:
+            m = _model_row(s, model)
+            rows = s.scalars(
+                select(AlertRow).where(AlertRow.model_id == m.id).order_by(AlertRow.started_at)
+            )
+            records = [
+                {
+                    "id": r.id,
+                    "metric": r.metric,
+                    "column": r.column,
+                    "segment": r.segment,
+                    "value": r.value,
+                    "lower": r.lower,
+                    "upper": r.upper,
+                    "started_at": r.started_at,
+                    "incident_id": r.incident_id,
+                    "status": r.status,
+                }
+                for r in rows
+            ]
+        return pl.DataFrame(
+            records,
+            schema={
+                "id": pl.Int64,
+                "metric": pl.String,
+                "column": pl.String,
+                "segment": pl.String,
+                "value": pl.Float64,
+                "lower": pl.Float64,
+                "upper": pl.Float64,
+                "started_at": pl.Datetime("us", "UTC"),
+                "incident_id": pl.Int64,
+                "status": pl.String,
+            },
+            orient="row",
+        )
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _engine(url: str, schema: str | None) -> Engine:
+    if url.startswith("sqlite"):
+        database = url.split("///", 1)[1] if "///" in url else ""
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            if database and database != ":memory:":
+                cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    if schema is not None and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+        raise ParameterError(
+            f"A schema name is lower-case letters, digits and _; got {schema!r}.",
+            parameter="schema",
+        )
+    options = {"options": f"-csearch_path={schema}"} if schema else {}
+    engine = create_engine(url, pool_pre_ping=True, connect_args=options)
+    if schema:
+        from sqlalchemy import text
+
+        with engine.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    return engine
+
+
+def _check_name(value: str, what: str) -> None:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise ParameterError(
+            f"A {what} is 1-200 letters, digits, '.', '_' or '-', starting with a letter or "
+            f"digit; got {value!r}.",
+            parameter=what.replace(" ", "_"),
+        )
+
+
+def _utc(moment: datetime, name: str) -> datetime:
+    if not isinstance(moment, datetime) or moment.tzinfo is None:
+        raise ParameterError(
+            f"'{name}' must be a timezone-aware datetime (mlwarden stores UTC); got {moment!r}.",
+            parameter=name,
+        )
+    return moment.astimezone(UTC)
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _model_row(s: Session, name: str) -> ModelRow:
+    row = s.scalar(select(ModelRow).where(ModelRow.name == name))
+    if row is None:
+        import difflib
+
+        names = list(s.scalars(select(ModelRow.name)))
+        hint = difflib.get_close_matches(name, names, n=1)
+        suggestion = f" Did you mean '{hint[0]}'?" if hint else ""
+        raise NotFoundError(f"No model named '{name}'.{suggestion}", what="model")
+    return row
+
+
+def _version_row(s: Session, model: ModelRow, version: str) -> VersionRow:
+    row = s.scalar(
+        select(VersionRow).where(VersionRow.model_id == model.id, VersionRow.version == version)
+    )
+    if row is None:
+        known = ", ".join(
+            s.scalars(select(VersionRow.version).where(VersionRow.model_id == model.id))
+        )
+        raise NotFoundError(
+            f"Model '{model.name}' has no version or alias '{version}' (versions: "
+            f"{known or 'none'}).",
+            what="version",
+        )
+    return row
+
+
+def _artifact_kinds(s: Session, version_id: int) -> tuple[str, ...]:
+    kinds = s.scalars(
+        select(ArtifactRow.kind).where(ArtifactRow.version_id == version_id).order_by("kind")
+    )
+    return tuple(kinds)
+
+
+def _model(row: ModelRow) -> ModelRecord:
+    return ModelRecord(row.id, row.name, row.description, row.created_at)
+
+
+def _version(row: VersionRow, model: str, kinds: tuple[str, ...]) -> VersionRecord:
+    return VersionRecord(row.id, model, row.version, dict(row.meta), row.created_at, kinds)
+
+
+def _window(row: WindowRow, model: str, version: str) -> WindowRecord:
+    return WindowRecord(
+        row.id,
+        model,
+        version,
+        row.start,
+        row.end,
+        row.n_rows,
+        row.n_labelled,
+        row.evaluated_at,
+    )
+
+
+def _token(row: TokenRow) -> TokenRecord:
+    scope: Scope = "write" if row.scope == "write" else "read"
+    return TokenRecord(row.id, row.name, scope, row.created_at, row.last_used_at, row.revoked)
+
+
+def _change(s: Session, row: AliasChangeRow, model: str) -> AliasChange:
+    def name(version_id: int | None) -> str | None:
+        if version_id is None:
+            return None
+        version = s.get(VersionRow, version_id)
+        return version.version if version is not None else None
+
+    return AliasChange(
+        model=model,
+        alias=row.alias,
+        version=name(row.version_id),
+        previous=name(row.previous_version_id),
+        changed_at=row.changed_at,
+        changed_by=row.changed_by,
+        note=row.note,
+        evidence=dict(row.evidence),
+    )

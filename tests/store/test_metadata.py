@@ -1,0 +1,206 @@
+"""The store contract: the same behaviour on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+from mlwarden.exceptions import ConflictError, NotFoundError, ParameterError, StoreError
+from mlwarden.store.metadata import MetricValue, Store
+from mlwarden.store.schema import Base
+
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def test_migrations_build_exactly_the_declared_tables(store: Store) -> None:
+    assert store.revision() == "0001"
+    store.migrate()  # a second upgrade is a no-op
+    with store.engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diff == [], "the schema changed without a migration"
+
+
+def test_models_and_versions_with_their_reference(store: Store) -> None:
+    store.create_model("defect-model", "predicts defects on line 2")
+    with pytest.raises(ConflictError, match="already exists"):
+        store.create_model("defect-model")
+    with pytest.raises(NotFoundError, match="Did you mean 'defect-model'"):
+        store.get_model("defect-modle")
+    with pytest.raises(ParameterError, match="model is 1-200 letters"):
+        store.create_model("../etc")
+    v = store.create_version(
+        "defect-model",
+        "1.0",
+        artifacts={"profile": b"\x00\x01profile", "suite": b"checks: []\n"},
+        meta={"rows": 1000},
+    )
+    assert v.artifacts == ("profile", "suite")
+    assert v.meta == {"rows": 1000}
+    assert store.artifact("defect-model", "1.0", "profile") == b"\x00\x01profile"
+    with pytest.raises(NotFoundError, match=r"no 'estimator' artifact \(it has: profile, suite\)"):
+        store.artifact("defect-model", "1.0", "estimator")
+    with pytest.raises(ConflictError, match=r"already has a version '1\.0'"):
+        store.create_version("defect-model", "1.0")
+    store.create_version("defect-model", "1.1")
+    assert [x.version for x in store.versions("defect-model")] == ["1.0", "1.1"]
+    assert [m.name for m in store.models()] == ["defect-model"]
+
+
+def test_a_tampered_artifact_is_refused(store: Store) -> None:
+    store.create_model("m")
+    store.create_version("m", "1", artifacts={"suite": b"checks: []"})
+    with store.engine.begin() as connection:
+        connection.execute(text("UPDATE artifacts SET content = :c"), {"c": b"checks: [evil]"})
+    with pytest.raises(StoreError, match="corrupt"):
+        store.artifact("m", "1", "suite")
+
+
+def test_aliases_move_and_keep_their_history(store: Store) -> None:
+    store.create_model("m")
+    for version in ("1", "2"):
+        store.create_version("m", version)
+    first = store.set_alias("m", "production", "1", by="ana", note="first release")
+    assert (first.version, first.previous) == ("1", None)
+    moved = store.set_alias("m", "production", "2", evidence={"f1": 0.91})
+    assert (moved.version, moved.previous) == ("2", "1")
+    store.set_alias("m", "staging", "2")
+    assert store.aliases("m") == {"production": "2", "staging": "2"}
+    assert store.resolve("m", "production").version == "2"
+    assert store.resolve("m", "1").version == "1"
+    store.remove_alias("m", "staging", note="retired")
+    history = store.alias_history("m")
+    assert [(h.alias, h.version, h.previous) for h in history] == [
+        ("production", "1", None),
+        ("production", "2", "1"),
+        ("staging", "2", None),
+        ("staging", None, "2"),
+    ]
+    assert history[0].changed_by == "ana"
+    assert history[1].evidence == {"f1": 0.91}
+    assert all(h.changed_at.tzinfo is not None for h in history)
+    with pytest.raises(NotFoundError, match="no version or alias 'canary'"):
+        store.resolve("m", "canary")
+
+
+def test_windows_and_metric_series_with_late_labels(store: Store) -> None:
+    store.create_model("m")
+    store.create_version("m", "1")
+    ids = []
+    for day in range(3):
+        start = T0 + timedelta(days=day)
+        w = store.upsert_window("m", "1", start, start + timedelta(days=1), n_rows=100)
+        ids.append(w.id)
+        alerts = store.write_metrics(
+            w.id,
+            [
+                MetricValue("drift.psi", 0.05 * (day + 1), upper=0.12, column="temperature_c"),
+                MetricValue("null_rate", 0.0, upper=0.01, column="pressure_bar"),
+            ],
+        )
+        assert alerts == (1 if day == 2 else 0)
+    # labels arrive for day 0: the window is evaluated again, its f1 replaces nothing else
+    again = store.upsert_window("m", "1", T0, T0 + timedelta(days=1), n_rows=100, n_labelled=80)
+    assert again.id == ids[0]
+    assert again.n_labelled == 80
+    store.write_metrics(ids[0], [MetricValue("f1", 0.7, lower=0.8)])
+    store.write_metrics(ids[0], [MetricValue("f1", 0.85, lower=0.8)])
+    series = store.metric_series("m", "drift.psi")
+    assert series["value"].to_list() == pytest.approx([0.05, 0.10, 0.15])
+    assert series["alert"].to_list() == [False, False, True]
+    assert series["window_start"].to_list() == [T0 + timedelta(days=d) for d in range(3)]
+    f1 = store.metric_series("m", "f1")
+    assert f1["value"].to_list() == [0.85]
+    assert f1["alert"].to_list() == [False]
+    assert store.metric_series("m", column="pressure_bar").height == 3
+    assert len(store.windows("m", start=T0 + timedelta(days=1))) == 2
+    with pytest.raises(ParameterError, match="ends after it starts"):
+        store.upsert_window("m", "1", T0, T0, n_rows=1)
+    with pytest.raises(ParameterError, match="duplicates"):
+        store.write_metrics(ids[1], [MetricValue("x", 1.0), MetricValue("x", 2.0)])
+
+
+def test_times_come_back_in_utc(store: Store) -> None:
+    store.create_model("m")
+    store.create_version("m", "1")
+    local = datetime(2024, 5, 1, 9, 0, tzinfo=timezone(timedelta(hours=2)))
+    w = store.upsert_window("m", "1", local, local + timedelta(hours=1), n_rows=1)
+    assert w.start == local
+    assert w.start.tzinfo == UTC
+    with pytest.raises(Exception, match="timezone-aware"):
+        store.upsert_window("m", "1", datetime(2024, 5, 2), datetime(2024, 5, 3), n_rows=1)
+
+
+def test_validations_alerts_and_incidents(store: Store) -> None:
+    store.create_model("m")
+    store.create_version("m", "1")
+    w = store.upsert_window("m", "1", T0, T0 + timedelta(hours=1), n_rows=10)
+    store.save_validation(w.id, False, {"passed": False, "checks": [{"check": "stuck"}]})
+    store.save_validation(w.id, True, {"passed": True, "checks": []})
+    assert store.validation(w.id) == {"passed": True, "checks": []}
+    incident = store.open_incident("m", "stuck pressure sensor", T0)
+    metric = MetricValue("check.stuck", 1.0, upper=0.0, column="pressure_bar")
+    store.add_alert(w.id, metric, incident_id=incident)
+    alerts = store.alerts("m")
+    assert alerts["metric"].to_list() == ["check.stuck"]
+    assert alerts["incident_id"].to_list() == [incident]
+
+
+def test_tokens_are_stored_hashed_and_scoped(store: Store) -> None:
+    writer = store.create_token("ingest job", "write")
+    reader = store.create_token("grafana", "read")
+    with store.engine.connect() as connection:
+        stored = [r[0] for r in connection.execute(text("SELECT sha256 FROM api_tokens"))]
+    assert writer not in stored, "only hashes are kept"
+    assert reader not in stored
+    assert store.verify_token(writer, "write") is not None
+    assert store.verify_token(writer, "read") is not None
+    assert store.verify_token(reader, "write") is None
+    assert store.verify_token("mlw_made_up", "read") is None
+    record = store.verify_token(reader, "read")
+    assert record is not None
+    store.revoke_token(record.id)
+    assert store.verify_token(reader, "read") is None
+    assert [t.name for t in store.tokens()] == ["ingest job", "grafana"]
+    with pytest.raises(ParameterError, match="scope"):
+        store.create_token("x", "admin")  # type: ignore[arg-type]
+
+
+def test_a_retried_batch_is_recognized_even_when_sent_twice_at_once(store: Store) -> None:
+    store.create_model("m")
+    assert store.record_batch("m", "batch-0001", 500)
+    assert not store.record_batch("m", "batch-0001", 500)
+    outcomes: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda: outcomes.append(store.record_batch("m", "batch-2", 5)))
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == [False, False, False, True]
+
+
+def test_sqlite_file_survives_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "mlwarden.db"
+    first = Store(f"sqlite:///{path}")
+    first.migrate()
+    first.create_model("m")
+    first.close()
+    again = Store(f"sqlite:///{path}")
+    assert [m.name for m in again.models()] == ["m"]
+    with again.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    again.close()
+
+
+def test_an_unreachable_database_is_named() -> None:
+    store = Store("postgresql://nobody@127.0.0.1:9/none")
+    with pytest.raises(StoreError, match="Cannot reach the database"):
+        store.migrate()

@@ -1,0 +1,52 @@
+"""The registry on every store backend: a version's reference is fitted once, stored and
+reloaded identical; aliases move with a recorded history and roll back."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from mlwarden.datasets import production_line
+from mlwarden.exceptions import ConflictError, NotFoundError
+from mlwarden.quality import validate
+from mlwarden.registry import Registry
+from mlwarden.store.metadata import Store
+
+
+@pytest.fixture(scope="module")
+def line() -> pl.DataFrame:
+    return production_line(8_000, seed=3)
+
+
+def test_register_stores_the_reference_and_reloads_it(store: Store, line: pl.DataFrame) -> None:
+    registry = Registry(store)
+    version = registry.register("defect-model", "1", line, timestamp="timestamp")
+    assert version.artifacts == ("drift_reference", "profile", "suite")
+    assert version.meta["rows"] == 8_000
+    assert version.meta["suite_false_failure_rate"] is not None
+    loaded = registry.reference("defect-model", "1")
+    assert loaded.profile.n_rows == 8_000
+    assert loaded.drift.n_rows == 8_000
+    assert loaded.suite.timestamp == "timestamp"
+    assert validate(line.tail(2_000), loaded.suite).scores["overall"] > 0.99
+    with pytest.raises(ConflictError, match="already has a version '1'"):
+        registry.register("defect-model", "1", line, timestamp="timestamp")
+
+
+def test_promotion_history_and_rollback(store: Store, line: pl.DataFrame) -> None:
+    registry = Registry(store)
+    for version in ("1", "2"):
+        registry.register("m", version, line.head(3_000), timestamp="timestamp")
+    registry.promote("m", "1", by="ana")
+    registry.promote("m", "2", by="ben", evidence={"f1": 0.9, "previous_f1": 0.88})
+    assert registry.reference("m", "production").version.version == "2"
+    back = registry.rollback("m", by="on-call")
+    assert (back.version, back.previous, back.note) == ("1", "2", "rollback from 2")
+    history = store.alias_history("m", "production")
+    assert [(h.version, h.changed_by) for h in history] == [
+        ("1", "ana"),
+        ("2", "ben"),
+        ("1", "on-call"),
+    ]
+    with pytest.raises(NotFoundError, match="no earlier version"):
+        registry.rollback("m", alias="staging")
