@@ -311,3 +311,35 @@ def test_check_rejects_a_bad_suite_in_one_line(tmp_path: Path, line_parquet: Pat
     suite.write_text("checks:\n  - check: not_nul\n    column: pressure_bar\n", encoding="utf-8")
     code, _, err = run("check", str(line_parquet), "--suite", str(suite))
     assert_one_line_error(code, err, f"{suite}, line 2", "Did you mean 'not_null'?")
+
+
+def test_register_and_tokens(tmp_path: Path) -> None:
+    from mlwarden.datasets import production_line
+
+    reference = tmp_path / "reference.parquet"
+    production_line(4_000, seed=2).write_parquet(reference)
+    data = str(tmp_path / "data")
+    code, out, err = run(
+        "register",
+        "defect-model",
+        "1",
+        str(reference),
+        "--timestamp",
+        "timestamp",
+        "--alias",
+        "production",
+        "--data-dir",
+        data,
+    )
+    assert code == 0, err
+    assert "drift_reference, profile, suite" in out
+    assert "production -> 1" in out
+    code, out, _ = run("token", "create", "ingest", "--data-dir", data)
+    assert code == 0
+    assert out.strip().startswith("mlw_")
+    code, out, _ = run("token", "list", "--data-dir", data)
+    assert "ingest" in out
+    assert out.strip().split()[0] == "1"
+    assert run("token", "revoke", "1", "--data-dir", data)[0] == 0
+    code, _, err = run("token", "revoke", "7", "--data-dir", data)
+    assert_one_line_error(code, err, "No token with id 7")

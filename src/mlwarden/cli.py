@@ -395,6 +395,130 @@ def _window(value: str | None) -> str | int | None:
     return int(value) if value.isdigit() else value
 
 
+def _settings(data_dir: Path | None, database_url: str | None, **extra: Any) -> Any:
+    from mlwarden.server import Settings
+
+    kwargs: dict[str, Any] = dict(extra)
+    if data_dir is not None:
+        kwargs["data_dir"] = data_dir
+    if database_url is not None:
+        kwargs["database_url"] = database_url
+    return Settings(**kwargs)
+
+
+_DATA_DIR = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="Data directory (default: $MLWARDEN_DATA_DIR or .mlwarden).",
+)
+_DATABASE = click.option(
+    "--database-url", help="Metadata store URL (default: $MLWARDEN_DATABASE_URL or SQLite)."
+)
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
+@click.option("--public-read", is_flag=True, help="Serve reads without a token.")
+@_DATA_DIR
+@_DATABASE
+@_friendly_errors
+def serve_command(
+    host: str, port: int, public_read: bool, data_dir: Path | None, database_url: str | None
+) -> None:
+    """Run the mlwarden server (ingest and query API) until Ctrl-C."""
+    import uvicorn
+
+    from mlwarden.server import create_app
+
+    settings = _settings(data_dir, database_url, public_read=public_read)
+    click.echo(
+        f"mlwarden {__version__} serving on http://{host}:{port} (data in {settings.data_dir})"
+    )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@cli.group("token")
+def token_group() -> None:
+    """API tokens: writes need one; reads too unless the server runs with --public-read."""
+
+
+@token_group.command("create")
+@click.argument("name")
+@click.option("--scope", type=click.Choice(["read", "write"]), default="write", show_default=True)
+@_DATA_DIR
+@_DATABASE
+@_friendly_errors
+def token_create(name: str, scope: str, data_dir: Path | None, database_url: str | None) -> None:
+    """Create a token called NAME; it is printed once and stored only as a hash."""
+    store = _settings(data_dir, database_url).store()
+    store.migrate()
+    token = store.create_token(name, scope)
+    click.echo(token)
+    click.echo(f"({scope} token '{name}'; keep it: it cannot be shown again)", err=True)
+
+
+@token_group.command("list")
+@_DATA_DIR
+@_DATABASE
+@_friendly_errors
+def token_list(data_dir: Path | None, database_url: str | None) -> None:
+    """List tokens (never their values)."""
+    store = _settings(data_dir, database_url).store()
+    store.migrate()
+    for t in store.tokens():
+        state = "revoked" if t.revoked else "active"
+        used = t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "never"
+        click.echo(f"{t.id:>4}  {t.name:<30} {t.scope:<6} {state:<8} last used {used}")
+
+
+@token_group.command("revoke")
+@click.argument("token_id", type=int)
+@_DATA_DIR
+@_DATABASE
+@_friendly_errors
+def token_revoke(token_id: int, data_dir: Path | None, database_url: str | None) -> None:
+    """Revoke the token with id TOKEN_ID (see 'mlwarden token list')."""
+    store = _settings(data_dir, database_url).store()
+    store.migrate()
+    store.revoke_token(token_id)
+    click.echo(f"Token {token_id} revoked.")
+
+
+@cli.command("register")
+@click.argument("model")
+@click.argument("version")
+@click.argument("reference", type=click.Path(path_type=Path))
+@click.option("--timestamp", help="Event-time column of the reference.")
+@click.option("--entity", "entities", multiple=True, help="Column naming one series.")
+@click.option("--alias", help="Point this alias (e.g. production) at the new version.")
+@_DATA_DIR
+@_DATABASE
+@_friendly_errors
+def register_command(
+    model: str,
+    version: str,
+    reference: Path,
+    timestamp: str | None,
+    entities: tuple[str, ...],
+    alias: str | None,
+    data_dir: Path | None,
+    database_url: str | None,
+) -> None:
+    """Register VERSION of MODEL with its reference data (profile, quality suite, drift
+    reference), fitted on REFERENCE."""
+    from mlwarden.registry import Registry
+
+    registry = Registry(_settings(data_dir, database_url).store())
+    record = registry.register(
+        model, version, reference, timestamp=timestamp, entity=_columns(entities)
+    )
+    click.echo(f"Registered {model} {version}: {', '.join(record.artifacts)}")
+    if alias:
+        registry.promote(model, version, alias=alias)
+        click.echo(f"{alias} -> {version}")
+
+
 @cli.command("demo")
 @click.option("--rows", type=click.IntRange(min=100), default=200_000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -7,3 +7,8 @@ labels) are Parquet files partitioned by model and day, queried with DuckDB.
 """
 
 from __future__ import annotations
+
+from mlwarden.store.metadata import MetricValue, Store
+from mlwarden.store.rowlog import RowLog
+
+__all__ = ["MetricValue", "RowLog", "Store"]

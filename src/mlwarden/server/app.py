@@ -1,0 +1,348 @@
+"""The HTTP API of ``mlwarden serve``: ingest batches, query models and their metrics.
+
+Built by :func:`create_app` from :class:`Settings`; tests drive it in-process. Writes need a
+bearer token of scope ``write`` (``mlwarden token create``); reads need a token too unless the
+server runs with ``public_read``. Bodies are bounded in bytes and rows; a batch is stored
+entirely or not at all, and a retried batch (same ``batch_id``) is recognized, not stored twice.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Final
+
+import polars as pl
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from mlwarden._version import __version__
+from mlwarden.exceptions import (
+    ConflictError,
+    InputError,
+    MlwardenError,
+    NotFoundError,
+    StoreError,
+)
+from mlwarden.store.metadata import DATA_DIR_ENV, DEFAULT_DATA_DIR, Scope, Store, TokenRecord
+from mlwarden.store.rowlog import RowLog
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+ARROW_STREAM: Final = "application/vnd.apache.arrow.stream"
+API: Final = "/api/v1"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the server runs.
+
+    Parameters:
+        data_dir: where the row log and (by default) the SQLite database live.
+        database_url: the metadata store (default: SQLite in ``data_dir``).
+        public_read: serve reads without a token.
+        max_request_bytes: larger request bodies are refused (413).
+        max_rows: more rows in one batch are refused (413).
+    """
+
+    data_dir: Path = field(
+        default_factory=lambda: Path(os.environ.get(DATA_DIR_ENV, DEFAULT_DATA_DIR))
+    )
+    database_url: str | None = None
+    public_read: bool = False
+    max_request_bytes: int = 64 * 1024 * 1024
+    max_rows: int = 1_000_000
+
+    def store(self) -> Store:
+        url = self.database_url or os.environ.get("MLWARDEN_DATABASE_URL")
+        return Store(url or f"sqlite:///{self.data_dir / 'mlwarden.db'}")
+
+
+class RowsBatch(BaseModel):
+    """A batch of logged rows in JSON."""
+
+    batch_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    timestamp: str = Field(default="timestamp", min_length=1, max_length=200)
+    rows: list[dict[str, Any]] = Field(min_length=1)
+
+
+class LabelsBatch(BaseModel):
+    """Labels that arrived for earlier rows, by id."""
+
+    batch_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    id: str = Field(default="id", min_length=1, max_length=200)
+    timestamp: str = Field(default="timestamp", min_length=1, max_length=200)
+    labels: list[dict[str, Any]] = Field(min_length=1)
+
+
+class Stored(BaseModel):
+    batch_id: str
+    rows: int
+    duplicate: bool
+
+
+def _token(request: Request, authorization: str | None, scope: Scope) -> TokenRecord | None:
+    settings: Settings = request.app.state.settings
+    if scope == "read" and settings.public_read:
+        return None
+    if authorization is None or not authorization.lower().startswith("bearer "):
+        raise HTTPException(
+            401,
+            "A bearer token is required: 'Authorization: Bearer <token>' (create one with "
+            "'mlwarden token create').",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    token = authorization.split(" ", 1)[1].strip()
+    store: Store = request.app.state.store
+    record = store.verify_token(token, scope)
+    if record is None:
+        raise HTTPException(403, f"This token is not valid for {scope}s.")
+    return record
+
+
+def _read_token(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> TokenRecord | None:
+    return _token(request, authorization, "read")
+
+
+def _write_token(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> TokenRecord | None:
+    return _token(request, authorization, "write")
+
+
+ReadToken = Annotated[TokenRecord | None, Depends(_read_token)]
+WriteToken = Annotated[TokenRecord | None, Depends(_write_token)]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The ASGI application of the mlwarden server."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = settings.store()
+        store.migrate()
+        app.state.store = store
+        app.state.rowlog = RowLog(settings.data_dir / "log")
+        yield
+        store.close()
+
+    app = FastAPI(
+        title="mlwarden",
+        version=__version__,
+        description="Quality assurance and observability for ML models in production.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+
+    @app.exception_handler(MlwardenError)
+    async def _mlwarden_error(request: Request, exc: MlwardenError) -> JSONResponse:
+        status = 422 if isinstance(exc, ValueError) else 400
+        if isinstance(exc, NotFoundError):
+            status = 404
+        elif isinstance(exc, ConflictError):
+            status = 409
+        elif isinstance(exc, StoreError):
+            status = 503
+        field_name = getattr(exc, "parameter", None) or getattr(exc, "column", None)
+        body: dict[str, Any] = {"detail": " ".join(str(exc).split())}
+        if field_name:
+            body["field"] = field_name
+        return JSONResponse(body, status_code=status)
+
+    @app.get(f"{API}/health", tags=["service"])
+    def health() -> dict[str, str]:
+        """Liveness: no token needed."""
+        return {"status": "ok", "version": __version__}
+
+    @app.get(f"{API}/models", tags=["models"])
+    def list_models(request: Request, _: ReadToken) -> list[dict[str, Any]]:
+        """Every model with its versions and aliases."""
+        store: Store = request.app.state.store
+        return [_model_doc(store, m.name) for m in store.models()]
+
+    @app.get(f"{API}/models/{{model}}", tags=["models"])
+    def get_model(request: Request, model: str, _: ReadToken) -> dict[str, Any]:
+        return _model_doc(request.app.state.store, model)
+
+    @app.get(f"{API}/models/{{model}}/metrics", tags=["metrics"])
+    def metrics(
+        request: Request,
+        model: str,
+        _: ReadToken,
+        name: str | None = None,
+        version: str | None = None,
+        column: str | None = None,
+        segment: str | None = None,
+        start: Annotated[datetime | None, Query()] = None,
+        end: Annotated[datetime | None, Query()] = None,
+    ) -> list[dict[str, Any]]:
+        """A model's metric series: one item per window and metric, oldest first."""
+        series = request.app.state.store.metric_series(
+            model, name, version=version, column=column, segment=segment, start=start, end=end
+        )
+        return [
+            {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+            for row in series.iter_rows(named=True)
+        ]
+
+    @app.post(
+        f"{API}/models/{{model}}/versions/{{version}}/rows",
+        tags=["ingest"],
+        response_model=Stored,
+        openapi_extra={
+            "requestBody": {
+                "content": {
+                    "application/json": {"schema": RowsBatch.model_json_schema()},
+                    ARROW_STREAM: {"schema": {"type": "string", "format": "binary"}},
+                },
+                "required": True,
+            }
+        },
+    )
+    async def ingest_rows(
+        request: Request,
+        model: str,
+        version: str,
+        _: WriteToken,
+        idempotency_key: Annotated[str | None, Header()] = None,
+        timestamp_column: Annotated[str, Header(alias="X-Timestamp-Column")] = "timestamp",
+    ) -> Stored:
+        """Log a batch of rows a model version saw: JSON (``RowsBatch``) or an Arrow IPC
+        stream (``Idempotency-Key`` header as batch id)."""
+        store: Store = request.app.state.store
+        # A known model and version (or alias: rows are filed under the version it points at).
+        version = store.resolve(model, version).version
+        body = await _body(request, settings.max_request_bytes)
+        frame, batch_id, timestamp = _rows(request, body, idempotency_key, timestamp_column)
+        if frame.height > settings.max_rows:
+            raise HTTPException(
+                413, f"A batch holds at most {settings.max_rows:,} rows; got {frame.height:,}."
+            )
+        rowlog: RowLog = request.app.state.rowlog
+        written = rowlog.append(model, version, frame, batch_id=batch_id, timestamp=timestamp)
+        new = store.record_batch(model, batch_id, frame.height)
+        return Stored(batch_id=batch_id, rows=frame.height, duplicate=not new and written == 0)
+
+    @app.post(f"{API}/models/{{model}}/labels", tags=["ingest"], response_model=Stored)
+    def ingest_labels(request: Request, model: str, batch: LabelsBatch, _: WriteToken) -> Stored:
+        """Log labels that arrived for earlier rows (matched by ``id``)."""
+        store: Store = request.app.state.store
+        store.get_model(model)
+        if len(batch.labels) > settings.max_rows:
+            raise HTTPException(413, f"A batch holds at most {settings.max_rows:,} labels.")
+        frame = _frame(batch.labels, "labels", batch.timestamp)
+        rowlog: RowLog = request.app.state.rowlog
+        written = rowlog.append_labels(
+            model, frame, batch_id=batch.batch_id, id=batch.id, timestamp=batch.timestamp
+        )
+        new = store.record_batch(model, batch.batch_id, frame.height, kind="labels")
+        return Stored(
+            batch_id=batch.batch_id, rows=frame.height, duplicate=not new and written == 0
+        )
+
+    return app
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"The request body is limited to {limit:,} bytes.")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"The request body is limited to {limit:,} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _rows(
+    request: Request, body: bytes, idempotency_key: str | None, timestamp: str
+) -> tuple[pl.DataFrame, str, str]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if content_type == ARROW_STREAM:
+        if not idempotency_key:
+            raise HTTPException(
+                422,
+                [
+                    {
+                        "loc": ["header", "Idempotency-Key"],
+                        "msg": "an Arrow batch needs a batch id in the Idempotency-Key header",
+                        "type": "missing",
+                    }
+                ],
+            )
+        try:
+            frame = pl.read_ipc_stream(io.BytesIO(body))
+        except Exception as exc:  # any decoding failure is the client's input
+            raise HTTPException(
+                422,
+                [
+                    {
+                        "loc": ["body"],
+                        "msg": f"not an Arrow IPC stream: {exc}",
+                        "type": "value_error",
+                    }
+                ],
+            ) from exc
+        return frame, idempotency_key, timestamp
+    if content_type not in ("application/json", ""):
+        raise HTTPException(
+            415, f"Send rows as application/json or {ARROW_STREAM}; got {content_type!r}."
+        )
+    try:
+        batch = RowsBatch.model_validate_json(body)
+    except Exception as exc:
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            errors = [
+                {"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                for e in exc.errors()[:20]
+            ]
+            raise HTTPException(422, errors) from exc
+        raise
+    return _frame(batch.rows, "rows", batch.timestamp), batch.batch_id, batch.timestamp
+
+
+def _frame(records: list[dict[str, Any]], where: str, timestamp: str) -> pl.DataFrame:
+    """JSON records as a table; the time column, sent as ISO 8601 text, parsed as UTC."""
+    try:
+        frame = pl.DataFrame(records, infer_schema_length=None)
+    except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
+        raise InputError(f"The {where} could not be read as a table: {exc}") from exc
+    for column, dtype in frame.schema.items():
+        if dtype == pl.String and column == timestamp:
+            try:
+                frame = frame.with_columns(pl.col(column).str.to_datetime(time_zone="UTC"))
+            except pl.exceptions.PolarsError as exc:
+                raise InputError(
+                    f"Column '{column}' of the {where} holds times as text that are not ISO "
+                    "8601 (such as 2024-05-01T08:00:00Z).",
+                    column=column,
+                ) from exc
+    return frame
+
+
+def _model_doc(store: Store, model: str) -> dict[str, Any]:
+    record = store.get_model(model)
+    return {
+        "name": record.name,
+        "description": record.description,
+        "created_at": record.created_at.isoformat(),
+        "versions": [
+            {"version": v.version, "created_at": v.created_at.isoformat(), "artifacts": v.artifacts}
+            for v in store.versions(model)
+        ],
+        "aliases": store.aliases(model),
+    }

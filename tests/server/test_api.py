@@ -1,0 +1,191 @@
+"""The HTTP API, driven in-process: auth, ingest (JSON and Arrow), idempotent retries, bounds,
+errors that name the field, and queries."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from fastapi.testclient import TestClient
+
+from mlwarden.server import Settings, create_app
+from mlwarden.store.metadata import MetricValue, Store
+from mlwarden.store.rowlog import RowLog
+
+T0 = datetime(2024, 5, 1, 8, tzinfo=UTC)
+API = "/api/v1"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[TestClient, Store, dict[str, str]]]:
+    settings = Settings(data_dir=tmp_path, max_request_bytes=200_000, max_rows=1_000)
+    store = settings.store()
+    store.migrate()
+    store.create_model("defect-model")
+    store.create_version("defect-model", "1")
+    tokens = {
+        "write": store.create_token("ingest", "write"),
+        "read": store.create_token("ui", "read"),
+    }
+    with TestClient(create_app(settings)) as client:
+        yield client, store, tokens
+    store.close()
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def rows(n: int, start: int = 0) -> list[dict[str, object]]:
+    return [
+        {
+            "id": f"r{start + i}",
+            "timestamp": (T0 + timedelta(minutes=start + i)).isoformat(),
+            "temperature_c": 230.0 + i % 7,
+            "prediction": i % 2,
+        }
+        for i in range(n)
+    ]
+
+
+def test_health_and_openapi_need_no_token(server: tuple[TestClient, Store, dict[str, str]]) -> None:
+    client, _, _ = server
+    assert client.get(f"{API}/health").json()["status"] == "ok"
+    spec = client.get("/openapi.json").json()
+    assert f"{API}/models/{{model}}/versions/{{version}}/rows" in spec["paths"]
+
+
+def test_writes_need_a_write_token(server: tuple[TestClient, Store, dict[str, str]]) -> None:
+    client, _, tokens = server
+    url = f"{API}/models/defect-model/versions/1/rows"
+    body = {"batch_id": "b1", "rows": rows(3)}
+    assert client.post(url, json=body).status_code == 401
+    assert client.post(url, json=body, headers=auth("mlw_wrong")).status_code == 403
+    assert client.post(url, json=body, headers=auth(tokens["read"])).status_code == 403
+    assert client.post(url, json=body, headers=auth(tokens["write"])).status_code == 200
+    assert client.get(f"{API}/models").status_code == 401
+    assert client.get(f"{API}/models", headers=auth(tokens["read"])).status_code == 200
+
+
+def test_a_retried_batch_is_stored_once(
+    server: tuple[TestClient, Store, dict[str, str]], tmp_path: Path
+) -> None:
+    client, _, tokens = server
+    url = f"{API}/models/defect-model/versions/1/rows"
+    body = {"batch_id": "batch-7", "rows": rows(50)}
+    first = client.post(url, json=body, headers=auth(tokens["write"])).json()
+    again = client.post(url, json=body, headers=auth(tokens["write"])).json()
+    assert (first["duplicate"], again["duplicate"]) == (False, True)
+    logged = RowLog(tmp_path / "log").read("defect-model")
+    assert logged.height == 50
+    assert logged["temperature_c"].to_list() == [r["temperature_c"] for r in rows(50)]
+
+
+def test_arrow_batches_and_late_labels(
+    server: tuple[TestClient, Store, dict[str, str]], tmp_path: Path
+) -> None:
+    client, _, tokens = server
+    frame = pl.DataFrame(rows(20)).with_columns(
+        pl.col("timestamp").str.to_datetime(time_zone="UTC")
+    )
+    buffer = io.BytesIO()
+    frame.write_ipc_stream(buffer)
+    response = client.post(
+        f"{API}/models/defect-model/versions/1/rows",
+        content=buffer.getvalue(),
+        headers={
+            **auth(tokens["write"]),
+            "Content-Type": "application/vnd.apache.arrow.stream",
+            "Idempotency-Key": "arrow-1",
+        },
+    )
+    assert response.status_code == 200, response.text
+    labels = {
+        "batch_id": "labels-1",
+        "labels": [
+            {"id": "r3", "defect": 1, "timestamp": (T0 + timedelta(days=2)).isoformat()},
+            {"id": "r4", "defect": 0, "timestamp": (T0 + timedelta(days=2)).isoformat()},
+        ],
+    }
+    assert (
+        client.post(
+            f"{API}/models/defect-model/labels", json=labels, headers=auth(tokens["write"])
+        ).status_code
+        == 200
+    )
+    joined = RowLog(tmp_path / "log").joined("defect-model")
+    assert joined.filter(pl.col("defect").is_not_null())["id"].sort().to_list() == ["r3", "r4"]
+
+
+def test_bad_input_is_answered_with_the_field(
+    server: tuple[TestClient, Store, dict[str, str]],
+) -> None:
+    client, _, tokens = server
+    url = f"{API}/models/defect-model/versions/1/rows"
+    headers = auth(tokens["write"])
+    missing = client.post(url, json={"rows": rows(2)}, headers=headers)
+    assert missing.status_code == 422
+    assert ["body", "batch_id"] in [e["loc"] for e in missing.json()["detail"]]
+    unsafe = client.post(url, json={"batch_id": "../../x", "rows": rows(2)}, headers=headers)
+    assert unsafe.status_code == 422
+    no_time = client.post(
+        url, json={"batch_id": "b2", "rows": [{"id": "a", "x": 1.0}]}, headers=headers
+    )
+    assert no_time.status_code == 422
+    assert "timestamp" in no_time.json()["detail"]
+    unknown = client.post(f"{API}/models/defect-modle/versions/1/rows", json={}, headers=headers)
+    assert unknown.status_code == 404
+    assert "Did you mean 'defect-model'" in unknown.json()["detail"]
+    too_many = client.post(url, json={"batch_id": "big", "rows": rows(1_001)}, headers=headers)
+    assert too_many.status_code == 413
+    huge = client.post(
+        url,
+        content=b"{" + b" " * 300_000 + b"}",
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert huge.status_code == 413
+    text = client.post(url, content=b"a,b\n1,2\n", headers={**headers, "Content-Type": "text/csv"})
+    assert text.status_code == 415
+
+
+def test_models_and_metric_series_are_queryable(
+    server: tuple[TestClient, Store, dict[str, str]],
+) -> None:
+    client, store, tokens = server
+    store.set_alias("defect-model", "production", "1")
+    window = store.upsert_window("defect-model", "1", T0, T0 + timedelta(hours=1), n_rows=60)
+    store.write_metrics(window.id, [MetricValue("null_rate", 0.2, upper=0.01, column="humidity")])
+    models = client.get(f"{API}/models", headers=auth(tokens["read"])).json()
+    assert models[0]["aliases"] == {"production": "1"}
+    series = client.get(
+        f"{API}/models/defect-model/metrics",
+        params={"name": "null_rate"},
+        headers=auth(tokens["read"]),
+    ).json()
+    assert series[0]["alert"] is True
+    assert series[0]["column"] == "humidity"
+
+
+def test_public_read(tmp_path: Path) -> None:
+    with TestClient(create_app(Settings(data_dir=tmp_path, public_read=True))) as client:
+        assert client.get(f"{API}/models").status_code == 200
+        assert client.post(f"{API}/models/x/labels", json={}).status_code == 401
+
+
+def test_rows_sent_to_an_alias_are_filed_under_its_version(
+    server: tuple[TestClient, Store, dict[str, str]], tmp_path: Path
+) -> None:
+    client, store, tokens = server
+    store.set_alias("defect-model", "production", "1")
+    response = client.post(
+        f"{API}/models/defect-model/versions/production/rows",
+        json={"batch_id": "via-alias", "rows": rows(5)},
+        headers=auth(tokens["write"]),
+    )
+    assert response.status_code == 200
+    logged = RowLog(tmp_path / "log").read("defect-model")
+    assert set(logged["model_version"].to_list()) == {"1"}
