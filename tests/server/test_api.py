@@ -189,3 +189,23 @@ def test_rows_sent_to_an_alias_are_filed_under_its_version(
     assert response.status_code == 200
     logged = RowLog(tmp_path / "log").read("defect-model")
     assert set(logged["model_version"].to_list()) == {"1"}
+
+
+def test_prometheus_gets_the_newest_value_of_each_metric(
+    server: tuple[TestClient, Store, dict[str, str]],
+) -> None:
+    client, store, tokens = server
+    for hour, value in enumerate([0.0, 0.3]):
+        start = T0 + timedelta(hours=hour)
+        window = store.upsert_window(
+            "defect-model", "1", start, start + timedelta(hours=1), n_rows=5
+        )
+        store.write_metrics(window.id, [MetricValue("null_rate", value, upper=0.01, column="x")])
+    assert client.get("/metrics").status_code == 401
+    response = client.get("/metrics", headers=auth(tokens["read"]))
+    assert response.headers["content-type"].startswith("text/plain")
+    lines = [line for line in response.text.splitlines() if not line.startswith("#")]
+    labels = 'column="x",metric="null_rate",model="defect-model",segment="",version="1"'
+    assert f"mlwarden_metric_value{{{labels}}} 0.3" in lines
+    assert f"mlwarden_metric_alert{{{labels}}} 1.0" in lines
+    assert f"mlwarden_metric_upper{{{labels}}} 0.01" in lines

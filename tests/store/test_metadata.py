@@ -204,3 +204,19 @@ def test_an_unreachable_database_is_named() -> None:
     store = Store("postgresql://nobody@127.0.0.1:9/none")
     with pytest.raises(StoreError, match="Cannot reach the database"):
         store.migrate()
+
+
+def test_latest_metrics_pick_the_newest_window_of_each_version(store: Store) -> None:
+    store.create_model("m")
+    for version in ("1", "2"):
+        store.create_version("m", version)
+    for hour in range(3):
+        start = T0 + timedelta(hours=hour)
+        for version in ("1", "2"):
+            w = store.upsert_window("m", version, start, start + timedelta(hours=1), n_rows=1)
+            value = float(hour) + (10 if version == "2" else 0)
+            store.write_metrics(w.id, [MetricValue("psi", value, upper=5.0, column="x")])
+    latest = store.latest_metrics().sort("version")
+    assert latest["value"].to_list() == [2.0, 12.0]
+    assert latest["alert"].to_list() == [False, True]
+    assert latest["window_end"].to_list() == [T0 + timedelta(hours=3)] * 2

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import polars as pl
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from mlwarden._version import __version__
@@ -162,6 +162,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def health() -> dict[str, str]:
         """Liveness: no token needed."""
         return {"status": "ok", "version": __version__}
+
+    @app.get("/metrics", tags=["service"], response_class=Response)
+    def prometheus_metrics(request: Request, _: ReadToken) -> Response:
+        """The newest value of every metric, in the Prometheus text format."""
+        from mlwarden.server.prometheus import CONTENT_TYPE, exposition
+
+        return Response(exposition(request.app.state.store), media_type=CONTENT_TYPE)
 
     @app.get(f"{API}/models", tags=["models"])
     def list_models(request: Request, _: ReadToken) -> list[dict[str, Any]]:

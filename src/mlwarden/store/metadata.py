@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import polars as pl
-from sqlalchemy import Engine, create_engine, delete, event, select
+from sqlalchemy import Engine, create_engine, delete, event, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -548,6 +548,60 @@ class Store:
             "alert": pl.Boolean(),
         }
         return pl.DataFrame(records, schema=schema, orient="row")
+
+    def latest_metrics(self) -> pl.DataFrame:
+        """The newest value of every metric of every model version (for ``/metrics``)."""
+        rank = (
+            func.row_number()
+            .over(
+                partition_by=(
+                    WindowRow.version_id,
+                    MetricRow.name,
+                    MetricRow.column,
+                    MetricRow.segment,
+                ),
+                order_by=WindowRow.start.desc(),
+            )
+            .label("rank")
+        )
+        inner = (
+            select(
+                ModelRow.name.label("model"),
+                VersionRow.version.label("version"),
+                MetricRow.name.label("metric"),
+                MetricRow.column,
+                MetricRow.segment,
+                MetricRow.value,
+                MetricRow.lower,
+                MetricRow.upper,
+                MetricRow.alert,
+                WindowRow.end.label("window_end"),
+                rank,
+            )
+            .join(WindowRow, WindowRow.id == MetricRow.window_id)
+            .join(VersionRow, VersionRow.id == WindowRow.version_id)
+            .join(ModelRow, ModelRow.id == VersionRow.model_id)
+            .subquery()
+        )
+        with self.session() as s:
+            rows = s.execute(select(inner).where(inner.c.rank == 1)).all()
+            records = [{k: v for k, v in row._asdict().items() if k != "rank"} for row in rows]
+        return pl.DataFrame(
+            records,
+            schema={
+                "model": pl.String(),
+                "version": pl.String(),
+                "metric": pl.String(),
+                "column": pl.String(),
+                "segment": pl.String(),
+                "value": pl.Float64(),
+                "lower": pl.Float64(),
+                "upper": pl.Float64(),
+                "alert": pl.Boolean(),
+                "window_end": pl.Datetime("us", "UTC"),
+            },
+            orient="row",
+        )
 
     def save_validation(self, window_id: int, passed: bool, result: dict[str, Any]) -> None:
         """The quality validation of a window (its JSON form), replacing an earlier one."""
