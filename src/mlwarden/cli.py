@@ -519,6 +519,40 @@ def register_command(
         click.echo(f"{alias} -> {version}")
 
 
+@cli.command("evaluate")
+@click.argument("model")
+@click.option(
+    "--version",
+    "version",
+    default="production",
+    show_default=True,
+    help="Version or alias to evaluate.",
+)
+@click.option("--window", default="1h", show_default=True, help="Window duration.")
+@_DATA_DIR
+@_DATABASE
+@_friendly_errors
+def evaluate_command(
+    model: str, version: str, window: str, data_dir: Path | None, database_url: str | None
+) -> None:
+    """Evaluate the closed windows of MODEL's logged rows: quality, drift; alerts and incidents.
+
+    Safe to run again (from cron or an orchestrator): a window evaluated again replaces its
+    metrics and alerts.
+    """
+    from mlwarden.service import evaluate
+    from mlwarden.store.rowlog import RowLog
+
+    settings = _settings(data_dir, database_url)
+    store = settings.store()
+    store.migrate()
+    outcomes = evaluate(store, RowLog(settings.data_dir / "log"), model, version, window=window)
+    for o in outcomes:
+        state = "ok" if not o.alerts else f"{o.alerts} alert(s), incident {o.incident}"
+        click.echo(f"{o.window.start:%Y-%m-%d %H:%M}  {o.window.n_rows:>7,} rows  {state}")
+    click.echo(f"{len(outcomes)} window(s) evaluated.")
+
+
 @cli.command("demo")
 @click.option("--rows", type=click.IntRange(min=100), default=200_000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

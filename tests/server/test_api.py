@@ -188,7 +188,7 @@ def test_rows_sent_to_an_alias_are_filed_under_its_version(
     )
     assert response.status_code == 200
     logged = RowLog(tmp_path / "log").read("defect-model")
-    assert set(logged["model_version"].to_list()) == {"1"}
+    assert set(logged["_model_version"].to_list()) == {"1"}
 
 
 def test_prometheus_gets_the_newest_value_of_each_metric(

@@ -43,7 +43,7 @@ def batch(n: int, *, start: datetime = DAY0, step: timedelta = timedelta(hours=7
 
 def files_of(root: Path, kind: str = "rows") -> list[str]:
     """Every file under the model directory, relative to it, temporary ones included."""
-    base = root / kind / f"model={MODEL}"
+    base = root / kind / f"_model={MODEL}"
     return sorted(str(p.relative_to(base)) for p in base.rglob("*") if p.is_file())
 
 
@@ -66,16 +66,16 @@ def test_round_trip_one_file_per_day_and_batch(log: RowLog, tmp_path: Path) -> N
     assert log.append(MODEL, "3", rows, batch_id="b-001") == 10
     assert log.append(MODEL, 4, batch(2, start=DAY0 + timedelta(hours=1), seed=1), batch_id="b2")
     assert files_of(tmp_path) == [
-        "date=2024-03-01/b-001.parquet",
-        "date=2024-03-01/b2.parquet",
-        "date=2024-03-02/b-001.parquet",
-        "date=2024-03-03/b-001.parquet",
+        "_date=2024-03-01/b-001.parquet",
+        "_date=2024-03-01/b2.parquet",
+        "_date=2024-03-02/b-001.parquet",
+        "_date=2024-03-03/b-001.parquet",
     ]
     back = log.read(MODEL, version="3")
-    assert_frame_equal(back.drop("model_version", "ingested_at", "batch_id"), logged(rows))
-    assert back["model_version"].unique().to_list() == ["3"]
-    assert back["batch_id"].unique().to_list() == ["b-001"]
-    assert back.schema["ingested_at"] == pl.Datetime("us", "UTC")
+    assert_frame_equal(back.drop("_model_version", "_ingested_at", "_batch_id"), logged(rows))
+    assert back["_model_version"].unique().to_list() == ["3"]
+    assert back["_batch_id"].unique().to_list() == ["b-001"]
+    assert back.schema["_ingested_at"] == pl.Datetime("us", "UTC")
     assert log.read(MODEL, version=4).height == 2
     assert log.read(MODEL).height == 12
 
@@ -90,7 +90,7 @@ def test_partitions_by_utc_day_of_the_event_time(log: RowLog, tmp_path: Path) ->
     ).with_columns(pl.col("timestamp").dt.replace_time_zone("Etc/GMT+5"))
     assert log.append(MODEL, "1", rows, batch_id="tz") == 2
     # 19:30 at UTC-5 is 00:30 UTC the next day.
-    assert files_of(tmp_path) == ["date=2024-03-01/tz.parquet", "date=2024-03-02/tz.parquet"]
+    assert files_of(tmp_path) == ["_date=2024-03-01/tz.parquet", "_date=2024-03-02/tz.parquet"]
     back = log.read(MODEL, start=datetime(2024, 3, 2, tzinfo=UTC))
     assert back["timestamp"].to_list() == [datetime(2024, 3, 1, 19, 30, tzinfo=eastern)]
 
@@ -109,7 +109,7 @@ def test_retry_after_a_crash_mid_batch_writes_only_the_missing_days(
     rows = batch(8)  # days 1-3: 4, 3 and 1 rows
     log.append(MODEL, "1", rows, batch_id="b1")
     # The writer died before its last day landed.
-    (tmp_path / "rows" / f"model={MODEL}" / "date=2024-03-03" / "b1.parquet").unlink()
+    (tmp_path / "rows" / f"_model={MODEL}" / "_date=2024-03-03" / "b1.parquet").unlink()
     assert log.read(MODEL).height == 7
     assert log.append(MODEL, "1", rows, batch_id="b1") == 1
     assert_frame_equal(log.read(MODEL).select(rows.columns), logged(rows))
@@ -141,7 +141,7 @@ def test_a_leftover_temporary_file_of_a_killed_writer_is_ignored(
     log: RowLog, tmp_path: Path
 ) -> None:
     log.append(MODEL, "1", batch(4), batch_id="b1")
-    day = tmp_path / "rows" / f"model={MODEL}" / "date=2024-03-01"
+    day = tmp_path / "rows" / f"_model={MODEL}" / "_date=2024-03-01"
     # A killed writer leaves a half-written file under its temporary name.
     whole = (day / "b1.parquet").read_bytes()
     leftover = day / ".b2.parquet.4242.0123456789abcdef.tmp"
@@ -172,7 +172,7 @@ def test_time_range_is_half_open_and_opens_only_the_days_in_range(
     assert back["timestamp"].max() == datetime(2024, 3, 3, 6, tzinfo=UTC)  # end excluded
     # Days outside the range are not opened: corrupting them changes nothing.
     for day in ("2024-03-01", "2024-03-04", "2024-03-05"):
-        (tmp_path / "rows" / f"model={MODEL}" / f"date={day}" / "b1.parquet").write_bytes(b"x")
+        (tmp_path / "rows" / f"_model={MODEL}" / f"_date={day}" / "b1.parquet").write_bytes(b"x")
     assert_frame_equal(log.read(MODEL, start=start, end=end), back)
     # A date means its midnight (UTC); a range ending at midnight does not open the next day.
     assert log.read(MODEL, start=date(2024, 3, 2), end=date(2024, 3, 4)).height == 8
@@ -231,10 +231,10 @@ def test_retention_delete_removes_old_days_of_rows_and_labels(log: RowLog, tmp_p
     assert (report.files, report.rows, report.labels) == (3, 8, 1)
     assert report.to_dict()["days"] == ["2024-03-01", "2024-03-02"]
     assert log.read(MODEL)["timestamp"].min() == datetime(2024, 3, 3, tzinfo=UTC)
-    assert sorted(p.name for p in (tmp_path / "rows" / f"model={MODEL}").iterdir()) == [
-        "date=2024-03-03",
-        "date=2024-03-04",
-        "date=2024-03-05",
+    assert sorted(p.name for p in (tmp_path / "rows" / f"_model={MODEL}").iterdir()) == [
+        "_date=2024-03-03",
+        "_date=2024-03-04",
+        "_date=2024-03-05",
     ]
     assert log.labels(MODEL)["id"].to_list() == [1]
     assert log.retain(MODEL, keep_days=2, now=datetime(2024, 3, 5, 12)).files == 0
@@ -252,9 +252,9 @@ def test_retention_compact_merges_each_old_day_into_one_file(log: RowLog, tmp_pa
     report = log.retain(MODEL, keep_days=1, now=datetime(2024, 3, 3, 12), mode="compact")
     assert report.days == (date(2024, 3, 1),)
     assert (report.files, report.rows) == (3, 12)
-    day1 = [name for name in files_of(tmp_path) if name.startswith("date=2024-03-01/")]
+    day1 = [name for name in files_of(tmp_path) if name.startswith("_date=2024-03-01/")]
     assert len(day1) == 1
-    assert day1[0].startswith("date=2024-03-01/@compacted-")
+    assert day1[0].startswith("_date=2024-03-01/@compacted-")
     assert_frame_equal(sort(log.read(MODEL)), sort(before))
     assert log.stats(MODEL).rows == 27
     # Retries of compacted batches are still recognized.
@@ -263,7 +263,7 @@ def test_retention_compact_merges_each_old_day_into_one_file(log: RowLog, tmp_pa
     log.append(MODEL, "1", batch(1, seed=5), batch_id="late")
     again = log.retain(MODEL, keep_days=1, now=datetime(2024, 3, 3, 12), mode="compact")
     assert (again.files, again.rows) == (2, 13)
-    assert len([n for n in files_of(tmp_path) if n.startswith("date=2024-03-01/")]) == 1
+    assert len([n for n in files_of(tmp_path) if n.startswith("_date=2024-03-01/")]) == 1
     assert log.read(MODEL).height == 28
     assert log.append(MODEL, "1", batch(9, seed=0), batch_id="b0") == 0
 
@@ -272,7 +272,7 @@ def test_a_crash_between_compacting_and_deleting_the_parts_duplicates_nothing(
     log: RowLog, tmp_path: Path
 ) -> None:
     before = compacted_log(log)
-    day = tmp_path / "rows" / f"model={MODEL}" / "date=2024-03-01"
+    day = tmp_path / "rows" / f"_model={MODEL}" / "_date=2024-03-01"
     saved = tmp_path / "saved"
     shutil.copytree(day, saved)
     log.retain(MODEL, keep_days=0, now=datetime(2024, 3, 4), mode="compact")
@@ -345,14 +345,15 @@ def test_query_binds_parameters_over_all_models(log: RowLog) -> None:
     log.append("oven-2", "1", batch(3), batch_id="b1")
     log.append_labels(MODEL, pl.DataFrame({"id": [1], "timestamp": [DAY0], "y": [1]}), batch_id="l")
     counts = log.query(
-        "SELECT model, count(*) AS n FROM rows WHERE date >= $day GROUP BY model ORDER BY model",
+        "SELECT _model, count(*) AS n FROM rows WHERE _date >= $day "
+        "GROUP BY _model ORDER BY _model",
         day=date(2024, 3, 1),
     )
-    assert counts.to_dict(as_series=False) == {"model": ["oven-2", MODEL], "n": [3, 4]}
-    sneaky = log.query("SELECT count(*) AS n FROM rows WHERE model = $m", m="x' OR '1'='1")
+    assert counts.to_dict(as_series=False) == {"_model": ["oven-2", MODEL], "n": [3, 4]}
+    sneaky = log.query("SELECT count(*) AS n FROM rows WHERE _model = $m", m="x' OR '1'='1")
     assert sneaky["n"].item() == 0
     joined = log.query(
-        "SELECT r.id, l.y FROM rows r JOIN labels l USING (model, id) WHERE model = $m", m=MODEL
+        "SELECT r.id, l.y FROM rows r JOIN labels l USING (_model, id) WHERE _model = $m", m=MODEL
     )
     assert joined.to_dict(as_series=False) == {"id": [1], "y": [1]}
     with pytest.raises(ParameterError, match="SQL query failed") as caught:
@@ -398,8 +399,8 @@ def test_bad_parameters_are_named(log: RowLog, call, parameter: str) -> None:
         (pl.DataFrame({"time": [DAY0], "x": [1]}), "timestamp", "No column 'timestamp'"),
         (pl.DataFrame({"timestamp": ["2024-03-01"]}), "timestamp", "must hold datetimes"),
         (pl.DataFrame({"timestamp": [DAY0, None]}), "timestamp", "1 null values"),
-        (pl.DataFrame({"timestamp": [DAY0], "date": [1]}), "date", "reserved"),
-        (pl.DataFrame({"timestamp": [DAY0], "batch_id": [1]}), "batch_id", "reserved"),
+        (pl.DataFrame({"timestamp": [DAY0], "_date": [1]}), "_date", "reserved"),
+        (pl.DataFrame({"timestamp": [DAY0], "_batch_id": [1]}), "_batch_id", "reserved"),
     ],
 )
 def test_bad_batches_are_refused_naming_the_column(
@@ -469,7 +470,7 @@ def test_two_processes_appending_at_once_both_land(tmp_path: Path) -> None:
     rows = RowLog(root).read("line-1")
     assert rows.height == 3 * 15 * 20
     assert rows["id"].n_unique() == rows.height  # every row once
-    counts = rows.group_by(pl.col("batch_id").str.extract(r"^(\w+)-")).len()
+    counts = rows.group_by(pl.col("_batch_id").str.extract(r"^(\w+)-")).len()
     assert dict(counts.iter_rows()) == {"a": 300, "b": 300, "shared": 300}
     assert not list(root.rglob("*.tmp"))
 

@@ -712,6 +712,83 @@ class Store:
             s.flush()
             return row.id
 
+    def record_alerts(self, window_id: int, metrics: Sequence[MetricValue]) -> int | None:
+        """Replace the alerts of a window by the metrics of it that are outside their bounds.
+
+        Alerts of one model that start together (same window start) are one incident: it is
+        opened with the first alert and reused when the window is evaluated again. Returns the
+        incident's id, or None when the window has no alert.
+        """
+        alerting = [m for m in metrics if m.alert]
+        with self.session() as s:
+            window = s.get(WindowRow, window_id)
+            if window is None:
+                raise NotFoundError(f"No window with id {window_id}.", what="window")
+            version = s.get(VersionRow, window.version_id)
+            assert version is not None
+            s.execute(delete(AlertRow).where(AlertRow.window_id == window_id))
+            if not alerting:
+                return None
+            incident = s.scalar(
+                select(IncidentRow).where(
+                    IncidentRow.model_id == version.model_id,
+                    IncidentRow.started_at == window.start,
+                )
+            )
+            title = ", ".join(sorted({f"{m.name} {m.column}".strip() for m in alerting})[:5])
+            if incident is None:
+                incident = IncidentRow(
+                    model_id=version.model_id, title=title, started_at=window.start
+                )
+                s.add(incident)
+                s.flush()
+            else:
+                incident.title = title
+            s.add_all(
+                AlertRow(
+                    model_id=version.model_id,
+                    version_id=version.id,
+                    window_id=window_id,
+                    incident_id=incident.id,
+                    metric=m.name,
+                    column=m.column,
+                    segment=m.segment,
+                    value=m.value,
+                    lower=m.lower,
+                    upper=m.upper,
+                    started_at=window.start,
+                )
+                for m in alerting
+            )
+            return incident.id
+
+    def incidents(self, model: str) -> list[dict[str, Any]]:
+        """A model's incidents, oldest first, each with its number of alerts."""
+        with self.session() as s:
+            m = _model_row(s, model)
+            counts = dict(
+                s.execute(
+                    select(AlertRow.incident_id, func.count())
+                    .where(AlertRow.model_id == m.id)
+                    .group_by(AlertRow.incident_id)
+                ).all()
+            )
+            rows = s.scalars(
+                select(IncidentRow)
+                .where(IncidentRow.model_id == m.id)
+                .order_by(IncidentRow.started_at)
+            )
+            return [
+                {
+                    "id": r.id,
+                    "title": r.title,
+                    "status": r.status,
+                    "started_at": r.started_at,
+                    "alerts": int(counts.get(r.id, 0)),
+                }
+                for r in rows
+            ]
+
     def alerts(self, model: str) -> pl.DataFrame:
         with self.session() as s:
             m = _model_row(s, model)

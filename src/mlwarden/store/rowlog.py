@@ -3,15 +3,16 @@
 Rows (features, predictions, ids, event timestamps) and labels are Parquet files under one root
 directory, partitioned hive-style by model and by the UTC day of their timestamp::
 
-    root/rows/model=<name>/date=YYYY-MM-DD/<batch_id>.parquet
-    root/labels/model=<name>/date=YYYY-MM-DD/<batch_id>.parquet
-    root/rows/model=<name>/date=YYYY-MM-DD/@compacted-<hex>.parquet    (after retain "compact")
+    root/rows/_model=<name>/_date=YYYY-MM-DD/<batch_id>.parquet
+    root/labels/_model=<name>/_date=YYYY-MM-DD/<batch_id>.parquet
+    root/rows/_model=<name>/_date=YYYY-MM-DD/@compacted-<hex>.parquet    (after retain "compact")
 
 and are queried with DuckDB (``read_parquet(..., hive_partitioning=true, union_by_name=true)``),
 so batches whose columns differ are read together, missing columns as nulls. Event times are
-stored in UTC (naive ones are taken as UTC). ``model`` and ``date`` come from the directory names,
-and ``model_version``, ``ingested_at`` and ``batch_id`` are added to every row, so a batch may not
-have columns of these names. The root is a local directory.
+stored in UTC (naive ones are taken as UTC). ``_model`` and ``_date`` come from the directory
+names, and ``_model_version``, ``_ingested_at`` and ``_batch_id`` are added to every row, so a
+batch may not have columns of these names (the underscore keeps them clear of a plant's own
+``batch_id`` or ``date``). The root is a local directory.
 
 Every file appears whole or not at all: it is written under a temporary name (``.<name>.<pid>.
 <random>.tmp``, unique per writer, ignored by every reader, hidden to Spark and Hive) and then
@@ -83,13 +84,13 @@ RetentionMode = Literal["delete", "compact"]
 
 ROWS: Final = "rows"
 LABELS: Final = "labels"
-MODEL_VERSION: Final = "model_version"
-INGESTED_AT: Final = "ingested_at"
-BATCH_ID: Final = "batch_id"
+MODEL_VERSION: Final = "_model_version"
+INGESTED_AT: Final = "_ingested_at"
+BATCH_ID: Final = "_batch_id"
 # The hive partition keys: read from the directory names, so a file column of the same name
 # would be shadowed by them.
-MODEL: Final = "model"
-DATE: Final = "date"
+MODEL: Final = "_model"
+DATE: Final = "_date"
 _RESERVED: Final[dict[str, dict[str, str]]] = {
     ROWS: {
         MODEL: "the model partition",
@@ -129,7 +130,7 @@ _NO_LINKS: Final = frozenset(
     if code is not None
 )
 _HIVE: Final = (
-    "hive_partitioning=true, union_by_name=true, hive_types={'model': 'VARCHAR', 'date': 'DATE'}"
+    "hive_partitioning=true, union_by_name=true, hive_types={'_model': 'VARCHAR', '_date': 'DATE'}"
 )
 
 
@@ -276,8 +277,8 @@ class RowLog:
     ) -> int:
         """Log a batch of rows; return the rows written (0 if this batch was logged before).
 
-        The rows are stored with ``model_version``, ``ingested_at`` (UTC, one value per call) and
-        ``batch_id`` columns, one file per UTC day of ``timestamp``. A retry after a crash writes
+        The rows are stored with ``_model_version``, ``_ingested_at`` (UTC, one value per call) and
+        ``_batch_id`` columns, one file per UTC day of ``timestamp``. A retry after a crash writes
         the days that are still missing and nothing else.
 
         Parameters:
@@ -291,7 +292,8 @@ class RowLog:
         Raises:
             ParameterError: an unsafe ``model``, ``batch_id`` or ``version``.
             InputError: ``timestamp`` missing, not datetimes, or null; a column that the log
-                reserves (``model``, ``date``, ``model_version``, ``ingested_at``, ``batch_id``).
+                reserves (``_model``, ``_date``, ``_model_version``, ``_ingested_at``,
+                ``_batch_id``).
         """
         _check_name(model, "model", "RowLog.append")
         _check_name(batch_id, "batch_id", "RowLog.append")
@@ -404,8 +406,8 @@ class RowLog:
             model: the model name.
             start: the first instant included (naive = UTC; a date means its midnight UTC).
             end: the first instant excluded.
-            columns: only these columns, in this order; None for all, with ``model_version``,
-                ``ingested_at`` and ``batch_id``.
+            columns: only these columns, in this order; None for all, with ``_model_version``,
+                ``_ingested_at`` and ``batch_id``.
             version: only the rows of this model version.
             timestamp: the column of event times the rows were appended with.
 

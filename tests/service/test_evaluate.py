@@ -1,0 +1,53 @@
+"""Window evaluation: closed windows judged against the stored reference; alerts grouped into
+incidents; evaluating again replaces, never duplicates."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import polars as pl
+
+from mlwarden.datasets import StuckSensor, production_line
+from mlwarden.registry import Registry
+from mlwarden.service import evaluate
+from mlwarden.store.metadata import Store
+from mlwarden.store.rowlog import RowLog
+
+
+def test_a_stuck_sensor_becomes_an_incident_once(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'mlwarden.db'}")
+    log = RowLog(tmp_path / "log")
+    reference = production_line(30_000, seed=1)
+    Registry(store).register("line", "1", reference, timestamp="timestamp")
+    store.set_alias("line", "production", "1")
+    start = reference["timestamp"].max() + timedelta(seconds=10)
+    later = production_line(
+        2_160,  # six hours
+        seed=2,
+        start=start,
+        faults=[StuckSensor(column="pressure_bar", start_row=900, n_rows=300)],
+    )
+    log.append("line", "1", later, batch_id="day-1")
+    now = later["timestamp"].max()  # the last hour is still open
+    outcomes = evaluate(store, log, "line", "production", window="1h", now=now)
+    assert 5 <= len(outcomes) <= 6
+    assert all(o.window.end <= now for o in outcomes)
+    stuck = [o for o in outcomes if o.alerts]
+    assert stuck, "the stuck hours raise alerts"
+    alerts = store.alerts("line")
+    assert "stuck(pressure_bar)" in alerts["column"].to_list()
+    incidents = store.incidents("line")
+    assert len(incidents) == len(stuck), "one incident per window with alerts"
+    flat = [i for i in incidents if "stuck(pressure_bar)" in i["title"]]
+    assert len(flat) == 2, "the 50 minutes of flat pressure span two hours"
+    drift = store.metric_series("line", "drift.ks", column="temperature_c")
+    assert drift.height == len(outcomes)
+    assert drift["upper"].null_count() == 0
+
+    again = evaluate(store, log, "line", "production", window="1h", now=now)
+    assert [o.window.id for o in again] == [o.window.id for o in outcomes]
+    assert store.alerts("line").height == alerts.height
+    assert len(store.incidents("line")) == len(incidents)
+    quality = store.metric_series("line", "quality", column="stuck(pressure_bar)")
+    assert quality.filter(pl.col("alert")).height == 2
