@@ -19,6 +19,7 @@ from mlwarden._version import __version__
 
 if TYPE_CHECKING:
     from mlwarden.drift import DriftMonitor, DriftReport, Reference, compare
+    from mlwarden.monitor import Monitor
     from mlwarden.performance.realized import realized_performance
     from mlwarden.profiling import Profile, ProfileConfig, profile
     from mlwarden.quality import Suite, Validation, gate, suggest_suite, validate
@@ -28,6 +29,7 @@ __all__ = [
     "DriftMonitor",
     "DriftReport",
     "Kind",
+    "Monitor",
     "Profile",
     "ProfileConfig",
     "Reference",
@@ -51,6 +53,7 @@ _LAZY = {
     "DriftReport": "mlwarden.drift",
     "Reference": "mlwarden.drift",
     "realized_performance": "mlwarden.performance.realized",
+    "Monitor": "mlwarden.monitor",
     "profile": "mlwarden.profiling",
     "Profile": "mlwarden.profiling",
     "ProfileConfig": "mlwarden.profiling",
