@@ -529,11 +529,23 @@ def register_command(
     help="Version or alias to evaluate.",
 )
 @click.option("--window", default="1h", show_default=True, help="Window duration.")
+@click.option(
+    "--notify",
+    "channels",
+    multiple=True,
+    metavar="SPEC",
+    help="Alert channel for new incidents: log, webhook+URL, alertmanager+URL, apprise+URL.",
+)
 @_DATA_DIR
 @_DATABASE
 @_friendly_errors
 def evaluate_command(
-    model: str, version: str, window: str, data_dir: Path | None, database_url: str | None
+    model: str,
+    version: str,
+    window: str,
+    channels: tuple[str, ...],
+    data_dir: Path | None,
+    database_url: str | None,
 ) -> None:
     """Evaluate the closed windows of MODEL's logged rows: quality, drift; alerts and incidents.
 
@@ -546,7 +558,17 @@ def evaluate_command(
     settings = _settings(data_dir, database_url)
     store = settings.store()
     store.migrate()
-    outcomes = evaluate(store, RowLog(settings.data_dir / "log"), model, version, window=window)
+    from mlwarden.react import Dispatcher
+
+    with Dispatcher(channels) as dispatcher:
+        outcomes = evaluate(
+            store,
+            RowLog(settings.data_dir / "log"),
+            model,
+            version,
+            window=window,
+            notify=dispatcher if channels else None,
+        )
     for o in outcomes:
         state = "ok" if not o.alerts else f"{o.alerts} alert(s), incident {o.incident}"
         click.echo(f"{o.window.start:%Y-%m-%d %H:%M}  {o.window.n_rows:>7,} rows  {state}")

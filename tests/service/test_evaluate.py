@@ -3,12 +3,15 @@ incidents; evaluating again replaces, never duplicates."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from mlwarden.datasets import StuckSensor, production_line
+from mlwarden.react import Dispatcher
 from mlwarden.registry import Registry
 from mlwarden.service import evaluate
 from mlwarden.store.metadata import Store
@@ -51,3 +54,27 @@ def test_a_stuck_sensor_becomes_an_incident_once(tmp_path: Path) -> None:
     assert len(store.incidents("line")) == len(incidents)
     quality = store.metric_series("line", "quality", column="stuck(pressure_bar)")
     assert quality.filter(pl.col("alert")).height == 2
+
+
+def test_new_incidents_are_notified_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'mlwarden.db'}")
+    log = RowLog(tmp_path / "log")
+    reference = production_line(20_000, seed=1)
+    Registry(store).register("line", "1", reference, timestamp="timestamp")
+    later = production_line(
+        1_080,
+        seed=2,
+        start=reference["timestamp"].max() + timedelta(seconds=10),
+        faults=[StuckSensor(column="pressure_bar", start_row=400, n_rows=300)],
+    )
+    log.append("line", "1", later, batch_id="b")
+    now = later["timestamp"].max() + timedelta(hours=2)
+    with (
+        caplog.at_level(logging.WARNING, logger="mlwarden.alerts"),
+        Dispatcher(["log"]) as dispatcher,
+    ):
+        outcomes = evaluate(store, log, "line", "1", now=now, notify=dispatcher)
+        evaluate(store, log, "line", "1", now=now, notify=dispatcher)  # again: no new incident
+    incidents = {o.incident for o in outcomes if o.incident is not None}
+    assert dispatcher.stats()["delivered"] == len(incidents) > 0
+    assert "stuck(pressure_bar)" in caplog.text

@@ -22,6 +22,7 @@ from mlwarden.store.metadata import MetricValue
 from mlwarden.store.rowlog import BATCH_ID, DATE, INGESTED_AT, MODEL, MODEL_VERSION
 
 if TYPE_CHECKING:
+    from mlwarden.react.dispatch import Dispatcher
     from mlwarden.registry import VersionReference
     from mlwarden.store.metadata import Store, WindowRecord
     from mlwarden.store.rowlog import RowLog
@@ -50,9 +51,11 @@ def evaluate(
     start: datetime | None = None,
     end: datetime | None = None,
     now: datetime | None = None,
+    notify: Dispatcher | None = None,
 ) -> list[WindowOutcome]:
     """Evaluate the closed windows of ``model``'s ``version`` (or alias) between ``start`` and
-    ``end``; return one outcome per window, oldest first.
+    ``end``; return one outcome per window, oldest first. A new incident is handed to
+    ``notify`` (a :class:`~mlwarden.react.Dispatcher`), which delivers it in the background.
 
     Example:
         >>> from datetime import timedelta
@@ -97,7 +100,9 @@ def evaluate(
         if window_end > now:
             continue  # still open: rows may yet arrive
         outcomes.append(
-            _evaluate_window(store, reference, part.drop("__window"), window_start, window_end, now)
+            _evaluate_window(
+                store, reference, part.drop("__window"), window_start, window_end, now, notify
+            )
         )
     return sorted(outcomes, key=lambda o: o.window.start)
 
@@ -109,6 +114,7 @@ def _evaluate_window(
     start: datetime,
     end: datetime,
     now: datetime,
+    notify: Dispatcher | None,
 ) -> WindowOutcome:
     from mlwarden.drift import compare
     from mlwarden.quality import validate
@@ -144,7 +150,32 @@ def _evaluate_window(
                 )
             )
     store.write_metrics(window.id, metrics)
-    incident = store.record_alerts(window.id, metrics)
+    recorded = store.record_alerts(window.id, metrics)
+    incident = recorded[0] if recorded else None
+    if recorded is not None and recorded[1] and notify is not None:
+        from mlwarden.react.dispatch import notification_from
+
+        alerting = [m for m in metrics if m.alert]
+        title = ", ".join(sorted({f"{m.name} {m.column}".strip() for m in alerting})[:5])
+        notify.submit(
+            notification_from(
+                record.model,
+                record.version,
+                recorded[0],
+                title,
+                window,
+                [
+                    {
+                        "metric": m.name,
+                        "column": m.column,
+                        "value": m.value,
+                        "lower": m.lower,
+                        "upper": m.upper,
+                    }
+                    for m in alerting
+                ],
+            )
+        )
     return WindowOutcome(
         window=window,
         metrics=len(metrics),

@@ -712,12 +712,14 @@ class Store:
             s.flush()
             return row.id
 
-    def record_alerts(self, window_id: int, metrics: Sequence[MetricValue]) -> int | None:
+    def record_alerts(
+        self, window_id: int, metrics: Sequence[MetricValue]
+    ) -> tuple[int, bool] | None:
         """Replace the alerts of a window by the metrics of it that are outside their bounds.
 
         Alerts of one model that start together (same window start) are one incident: it is
         opened with the first alert and reused when the window is evaluated again. Returns the
-        incident's id, or None when the window has no alert.
+        incident's id and whether it is new, or None when the window has no alert.
         """
         alerting = [m for m in metrics if m.alert]
         with self.session() as s:
@@ -736,6 +738,7 @@ class Store:
                 )
             )
             title = ", ".join(sorted({f"{m.name} {m.column}".strip() for m in alerting})[:5])
+            new = incident is None
             if incident is None:
                 incident = IncidentRow(
                     model_id=version.model_id, title=title, started_at=window.start
@@ -760,7 +763,7 @@ class Store:
                 )
                 for m in alerting
             )
-            return incident.id
+            return incident.id, new
 
     def incidents(self, model: str) -> list[dict[str, Any]]:
         """A model's incidents, oldest first, each with its number of alerts."""
