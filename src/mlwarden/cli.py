@@ -420,18 +420,41 @@ _DATABASE = click.option(
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
 @click.option("--public-read", is_flag=True, help="Serve reads without a token.")
+@click.option(
+    "--evaluate-every",
+    type=click.FloatRange(min=1),
+    default=300.0,
+    show_default=True,
+    help="Seconds between evaluation rounds of every model.",
+)
+@click.option("--window", default="1h", show_default=True, help="Window of the evaluation.")
+@click.option("--notify", "channels", multiple=True, metavar="SPEC", help="Alert channel.")
 @_DATA_DIR
 @_DATABASE
 @_friendly_errors
 def serve_command(
-    host: str, port: int, public_read: bool, data_dir: Path | None, database_url: str | None
+    host: str,
+    port: int,
+    public_read: bool,
+    evaluate_every: float,
+    window: str,
+    channels: tuple[str, ...],
+    data_dir: Path | None,
+    database_url: str | None,
 ) -> None:
-    """Run the mlwarden server (ingest and query API) until Ctrl-C."""
+    """Run the mlwarden server (ingest and query API, scheduled evaluation) until Ctrl-C."""
     import uvicorn
 
     from mlwarden.server import create_app
 
-    settings = _settings(data_dir, database_url, public_read=public_read)
+    settings = _settings(
+        data_dir,
+        database_url,
+        public_read=public_read,
+        evaluate_every=evaluate_every,
+        window=window,
+        channels=channels,
+    )
     click.echo(
         f"mlwarden {__version__} serving on http://{host}:{port} (data in {settings.data_dir})"
     )

@@ -78,3 +78,27 @@ def test_new_incidents_are_notified_once(tmp_path: Path, caplog: pytest.LogCaptu
     incidents = {o.incident for o in outcomes if o.incident is not None}
     assert dispatcher.stats()["delivered"] == len(incidents) > 0
     assert "stuck(pressure_bar)" in caplog.text
+
+
+def test_the_server_evaluates_on_its_schedule(tmp_path: Path) -> None:
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from mlwarden.server import Settings, create_app
+
+    settings = Settings(data_dir=tmp_path, evaluate_every=0.2, channels=("log",))
+    store = settings.store()
+    reference = production_line(10_000, seed=1)
+    Registry(store).register("line", "1", reference, timestamp="timestamp")
+    store.set_alias("line", "production", "1")
+    later = production_line(720, seed=2, start=reference["timestamp"].max() + timedelta(seconds=10))
+    RowLog(tmp_path / "log").append("line", "1", later, batch_id="b")
+    with TestClient(create_app(settings)) as client:
+        deadline = time.monotonic() + 20
+        scheduler = client.app.state.scheduler  # type: ignore[attr-defined]
+        while scheduler.rounds < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert scheduler.rounds >= 1
+    assert len(store.windows("line")) >= 2
+    assert store.metric_series("line", "quality_score", column="overall").height >= 2

@@ -49,6 +49,10 @@ class Settings:
         public_read: serve reads without a token.
         max_request_bytes: larger request bodies are refused (413).
         max_rows: more rows in one batch are refused (413).
+        evaluate_every: seconds between evaluation rounds of every model (None: no schedule;
+            ``mlwarden evaluate`` from cron instead).
+        window: the window of the scheduled evaluation.
+        channels: alert channels for new incidents (``"log"``, ``"webhook+URL"``, ...).
     """
 
     data_dir: Path = field(
@@ -58,6 +62,9 @@ class Settings:
     public_read: bool = False
     max_request_bytes: int = 64 * 1024 * 1024
     max_rows: int = 1_000_000
+    evaluate_every: float | None = None
+    window: str = "1h"
+    channels: tuple[str, ...] = ()
 
     def store(self) -> Store:
         url = self.database_url or os.environ.get("MLWARDEN_DATABASE_URL")
@@ -132,7 +139,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store.migrate()
         app.state.store = store
         app.state.rowlog = RowLog(settings.data_dir / "log")
+        scheduler = dispatcher = None
+        if settings.evaluate_every:
+            from mlwarden.react import Dispatcher
+            from mlwarden.service.scheduler import Scheduler
+
+            dispatcher = Dispatcher(settings.channels) if settings.channels else None
+            scheduler = Scheduler(
+                store,
+                app.state.rowlog,
+                every=settings.evaluate_every,
+                window=settings.window,
+                notify=dispatcher,
+            ).start()
+        app.state.scheduler = scheduler
         yield
+        if scheduler is not None:
+            scheduler.stop()
+        if dispatcher is not None:
+            dispatcher.close(timeout=5)
         store.close()
 
     app = FastAPI(

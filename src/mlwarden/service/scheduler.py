@@ -1,0 +1,86 @@
+"""The evaluation schedule inside ``mlwarden serve``: every few minutes, the closed windows of
+every model's production version (or its newest version when it has no ``production`` alias)
+are evaluated; new incidents go to the alert channels.
+
+A failing model is logged and skipped; the schedule never stops the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from mlwarden.exceptions import MlwardenError
+
+if TYPE_CHECKING:
+    from mlwarden.react.dispatch import Dispatcher
+    from mlwarden.store.metadata import Store
+    from mlwarden.store.rowlog import RowLog
+
+LOGGER = logging.getLogger("mlwarden.service")
+
+
+class Scheduler:
+    """Evaluate every model every ``every`` seconds in a background thread."""
+
+    def __init__(
+        self,
+        store: Store,
+        rowlog: RowLog,
+        *,
+        every: float,
+        window: str = "1h",
+        notify: Dispatcher | None = None,
+    ) -> None:
+        self.store = store
+        self.rowlog = rowlog
+        self.every = every
+        self.window = window
+        self.notify = notify
+        self.rounds = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mlwarden-evaluate", daemon=True)
+
+    def start(self) -> Scheduler:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def run_once(self) -> int:
+        """Evaluate every model once; the number of windows evaluated."""
+        from mlwarden.service.evaluate import evaluate
+
+        windows = 0
+        for model in self.store.models():
+            versions = self.store.versions(model.name)
+            if not versions:
+                continue
+            target = "production" if "production" in self.store.aliases(model.name) else None
+            version = target or versions[-1].version
+            try:
+                windows += len(
+                    evaluate(
+                        self.store,
+                        self.rowlog,
+                        model.name,
+                        version,
+                        window=self.window,
+                        notify=self.notify,
+                    )
+                )
+            except (MlwardenError, OSError) as exc:
+                LOGGER.warning("Evaluating %s %s failed: %s", model.name, version, exc)
+        return windows
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # the schedule outlives any bug in one round
+                LOGGER.exception("An evaluation round failed")
+            self.rounds += 1
+            self._stop.wait(self.every)
