@@ -21,7 +21,7 @@ import polars as pl
 
 from mlwarden.exceptions import ParameterError
 from mlwarden.quality.base import Check, Context
-from mlwarden.quality.validation import ROW, run
+from mlwarden.quality.validation import ROW, grouped_parameters, run
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -317,15 +317,12 @@ def _apply_repairs(
 
 
 def _context(index: int, check: Check, schema: dict[str, pl.DataType], suite: Suite) -> Context:
-    grouped = frozenset(
-        name for values in (getattr(check, "groups", None) or {}).values() for name in values
-    )
     return Context(
         index,
         schema=schema,
         timestamp=suite.timestamp,
         entity=suite.entity,
-        grouped=grouped,
+        grouped=frozenset(grouped_parameters(check)),
         now=_now(),
     )
 

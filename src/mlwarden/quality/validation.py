@@ -301,7 +301,7 @@ class _Plan:
             if missing:
                 self.missing[i] = missing
                 continue
-            grouped = _grouped_parameters(check)
+            grouped = grouped_parameters(check)
             self.contexts[i] = Context(
                 i,
                 schema=self.schema,
@@ -682,7 +682,8 @@ def _staged(
     return helpers if isinstance(helpers, list) else [helpers] if helpers else []
 
 
-def _grouped_parameters(check: Check) -> set[str]:
+def grouped_parameters(check: Check) -> set[str]:
+    """Names of the parameters a check sets per group (joined in as columns)."""
     groups = getattr(check, "groups", None)
     if not groups:
         return set()

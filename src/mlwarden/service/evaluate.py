@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from mlwarden.exceptions import ParameterError
-from mlwarden.store.metadata import MetricValue
+from mlwarden.store.metadata import MetricValue, incident_title
 from mlwarden.store.rowlog import BATCH_ID, DATE, INGESTED_AT, MODEL, MODEL_VERSION
 
 if TYPE_CHECKING:
@@ -94,9 +94,7 @@ def evaluate(
     outcomes = []
     for (window_start,), part in data.partition_by("__window", as_dict=True).items():
         assert isinstance(window_start, datetime)
-        window_end = window_start + (
-            part.select(pl.col("__window").dt.offset_by(window)).item(0, 0) - window_start
-        )
+        window_end = part.select(pl.col("__window").dt.offset_by(window)).item(0, 0)
         if window_end > now:
             continue  # still open: rows may yet arrive
         outcomes.append(
@@ -156,7 +154,7 @@ def _evaluate_window(
         from mlwarden.react.dispatch import notification_from
 
         alerting = [m for m in metrics if m.alert]
-        title = ", ".join(sorted({f"{m.name} {m.column}".strip() for m in alerting})[:5])
+        title = incident_title(alerting)
         notify.submit(
             notification_from(
                 record.model,

@@ -737,7 +737,7 @@ class Store:
                     IncidentRow.started_at == window.start,
                 )
             )
-            title = ", ".join(sorted({f"{m.name} {m.column}".strip() for m in alerting})[:5])
+            title = incident_title(alerting)
             new = incident is None
             if incident is None:
                 incident = IncidentRow(
@@ -873,6 +873,11 @@ def _check_name(value: str, what: str) -> None:
             f"digit; got {value!r}.",
             parameter=what.replace(" ", "_"),
         )
+
+
+def incident_title(alerting: Sequence[MetricValue]) -> str:
+    """An incident's title: the metrics (and columns) out of bounds, at most five."""
+    return ", ".join(sorted({f"{m.name} {m.column}".strip() for m in alerting})[:5])
 
 
 def _utc(moment: datetime, name: str) -> datetime:
