@@ -19,7 +19,7 @@ T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
 
 def test_migrations_build_exactly_the_declared_tables(store: Store) -> None:
-    assert store.revision() == "0001"
+    assert store.revision() == "0002"
     store.migrate()  # a second upgrade is a no-op
     with store.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
@@ -123,6 +123,25 @@ def test_windows_and_metric_series_with_late_labels(store: Store) -> None:
         store.upsert_window("m", "1", T0, T0, n_rows=1)
     with pytest.raises(ParameterError, match="duplicates"):
         store.write_metrics(ids[1], [MetricValue("x", 1.0), MetricValue("x", 2.0)])
+
+
+def test_a_window_keeps_its_details_one_per_kind(store: Store) -> None:
+    store.create_model("m")
+    store.create_version("m", "1")
+    w = store.upsert_window("m", "1", T0, T0 + timedelta(hours=1), n_rows=10)
+    assert store.window(w.id) == w
+    assert store.details(w.id) == {}
+    store.save_details(w.id, "profile", {"rows": 10}, b"\x00profile")
+    store.save_details(w.id, "drift", {"columns": {"a": 0.1}})
+    store.save_details(w.id, "drift", {"columns": {"a": 0.2}})  # evaluated again: replaced
+    assert store.details(w.id) == {
+        "profile": ({"rows": 10}, b"\x00profile"),
+        "drift": ({"columns": {"a": 0.2}}, None),
+    }
+    with pytest.raises(NotFoundError, match="No window with id"):
+        store.window(w.id + 1000)
+    with pytest.raises(NotFoundError, match="No window with id"):
+        store.save_details(w.id + 1000, "drift", {})
 
 
 def test_times_come_back_in_utc(store: Store) -> None:

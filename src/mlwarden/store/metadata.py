@@ -47,6 +47,7 @@ from mlwarden.store.schema import (
     ModelRow,
     TokenRow,
     ValidationRow,
+    WindowDetailRow,
     VersionRow,
     WindowRow,
     utcnow,
@@ -602,6 +603,39 @@ class Store:
             },
             orient="row",
         )
+
+    def window(self, window_id: int) -> WindowRecord:
+        """One window by its id."""
+        with self.session() as s:
+            row = s.get(WindowRow, window_id)
+            if row is None:
+                raise NotFoundError(f"No window with id {window_id}.", what="window")
+            version = s.get(VersionRow, row.version_id)
+            assert version is not None
+            model = s.get(ModelRow, version.model_id)
+            assert model is not None
+            return _window(row, model.name, version.version)
+
+    def save_details(
+        self, window_id: int, kind: str, result: dict[str, Any], blob: bytes | None = None
+    ) -> None:
+        """Keep what the evaluation of a window found (``kind``: ``"profile"``, ``"drift"``,
+        ``"performance"``...), replacing an earlier result of that kind."""
+        with self.session() as s:
+            if s.get(WindowRow, window_id) is None:
+                raise NotFoundError(f"No window with id {window_id}.", what="window")
+            s.execute(
+                delete(WindowDetailRow).where(
+                    WindowDetailRow.window_id == window_id, WindowDetailRow.kind == kind
+                )
+            )
+            s.add(WindowDetailRow(window_id=window_id, kind=kind, result=result, blob=blob))
+
+    def details(self, window_id: int) -> dict[str, tuple[dict[str, Any], bytes | None]]:
+        """Every kind of detail kept for a window: ``{kind: (result, blob)}``."""
+        with self.session() as s:
+            rows = s.scalars(select(WindowDetailRow).where(WindowDetailRow.window_id == window_id))
+            return {row.kind: (dict(row.result), row.blob) for row in rows}
 
     def save_validation(self, window_id: int, passed: bool, result: dict[str, Any]) -> None:
         """The quality validation of a window (its JSON form), replacing an earlier one."""

@@ -173,6 +173,21 @@ class ValidationRow(Base):
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class WindowDetailRow(Base):
+    """What a window's evaluation found beyond its metrics, for the drill-down: the window's
+    profile (kept when its rows are deleted by retention) and JSON results by kind (``drift``,
+    ``performance``, ``multivariate``)."""
+
+    __tablename__ = "window_details"
+    __table_args__ = (UniqueConstraint("window_id", "kind", name="uq_window_detail"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    window_id: Mapped[int] = mapped_column(ForeignKey("windows.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    blob: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+
+
 class IncidentRow(Base):
     __tablename__ = "incidents"
 
