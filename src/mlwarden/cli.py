@@ -514,6 +514,14 @@ def token_revoke(token_id: int, data_dir: Path | None, database_url: str | None)
 @click.argument("reference", type=click.Path(path_type=Path))
 @click.option("--timestamp", help="Event-time column of the reference.")
 @click.option("--entity", "entities", multiple=True, help="Column naming one series.")
+@click.option(
+    "--id",
+    "id_column",
+    help="Row id column of the reference (checked unique); logged rows join labels on 'id'.",
+)
+@click.option("--role", "roles", multiple=True, metavar="COLUMN=ROLE", help="Override a role.")
+@click.option("--segment", help="Column whose values get metrics of their own (e.g. line).")
+@click.option("--window", default="1h", show_default=True, help="Window of the evaluation.")
 @click.option("--alias", help="Point this alias (e.g. production) at the new version.")
 @_DATA_DIR
 @_DATABASE
@@ -524,19 +532,34 @@ def register_command(
     reference: Path,
     timestamp: str | None,
     entities: tuple[str, ...],
+    id_column: str | None,
+    roles: tuple[str, ...],
+    segment: str | None,
+    window: str,
     alias: str | None,
     data_dir: Path | None,
     database_url: str | None,
 ) -> None:
-    """Register VERSION of MODEL with its reference data (profile, quality suite, drift
-    reference), fitted on REFERENCE."""
+    """Register VERSION of MODEL with its reference data, fitted on REFERENCE: profile, quality
+    suite, drift reference, performance estimator (with a target and a score or prediction
+    column), multivariate drift and per-segment references."""
     from mlwarden.registry import Registry
 
     registry = Registry(_settings(data_dir, database_url).store())
     record = registry.register(
-        model, version, reference, timestamp=timestamp, entity=_columns(entities)
+        model,
+        version,
+        reference,
+        timestamp=timestamp,
+        entity=_columns(entities),
+        id=id_column,
+        roles=_pairs(roles, "--role"),
+        segment=segment,
+        window=window,
     )
     click.echo(f"Registered {model} {version}: {', '.join(record.artifacts)}")
+    for note in record.meta.get("evaluators", {}).get("notes", []):
+        click.echo(f"  note: {note}")
     if alias:
         registry.promote(model, version, alias=alias)
         click.echo(f"{alias} -> {version}")
@@ -559,6 +582,12 @@ def register_command(
     metavar="SPEC",
     help="Alert channel for new incidents: log, webhook+URL, alertmanager+URL, apprise+URL.",
 )
+@click.option(
+    "--all",
+    "force",
+    is_flag=True,
+    help="Evaluate every closed window again, not only new and changed ones.",
+)
 @_DATA_DIR
 @_DATABASE
 @_friendly_errors
@@ -567,13 +596,15 @@ def evaluate_command(
     version: str,
     window: str,
     channels: tuple[str, ...],
+    force: bool,
     data_dir: Path | None,
     database_url: str | None,
 ) -> None:
-    """Evaluate the closed windows of MODEL's logged rows: quality, drift; alerts and incidents.
+    """Evaluate the closed windows of MODEL's logged rows: quality, drift, performance
+    (estimated, then realized as labels arrive), per segment; alerts and incidents.
 
-    Safe to run again (from cron or an orchestrator): a window evaluated again replaces its
-    metrics and alerts.
+    Safe to run again (from cron or an orchestrator): only windows that are new or received rows
+    or labels since are evaluated, and a window evaluated again replaces its metrics and alerts.
     """
     from mlwarden.service import evaluate
     from mlwarden.store.rowlog import RowLog
@@ -591,6 +622,7 @@ def evaluate_command(
             version,
             window=window,
             notify=dispatcher if channels else None,
+            force=force,
         )
     for o in outcomes:
         state = "ok" if not o.alerts else f"{o.alerts} alert(s), incident {o.incident}"

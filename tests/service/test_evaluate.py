@@ -1,5 +1,6 @@
-"""Window evaluation: closed windows judged against the stored reference; alerts grouped into
-incidents; evaluating again replaces, never duplicates."""
+"""Window evaluation: closed windows judged against the stored reference (quality, drift,
+multivariate drift, performance estimated then realized, per segment); alerts grouped into
+incidents; only changed windows evaluated again, replacing, never duplicating."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def test_a_stuck_sensor_becomes_an_incident_once(tmp_path: Path) -> None:
     assert drift.height == len(outcomes)
     assert drift["upper"].null_count() == 0
 
-    again = evaluate(store, log, "line", "production", window="1h", now=now)
+    assert evaluate(store, log, "line", "production", window="1h", now=now) == []
+    again = evaluate(store, log, "line", "production", window="1h", now=now, force=True)
     assert [o.window.id for o in again] == [o.window.id for o in outcomes]
     assert store.alerts("line").height == alerts.height
     assert len(store.incidents("line")) == len(incidents)
@@ -102,3 +104,74 @@ def test_the_server_evaluates_on_its_schedule(tmp_path: Path) -> None:
         assert scheduler.rounds >= 1
     assert len(store.windows("line")) >= 2
     assert store.metric_series("line", "quality_score", column="overall").height >= 2
+
+
+def test_performance_is_estimated_then_realized_as_late_labels_arrive(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'mlwarden.db'}")
+    log = RowLog(tmp_path / "log")
+    reference = production_line(30_000, seed=1)
+    version = Registry(store).register(
+        "line", "1", reference, timestamp="timestamp", roles={"defect": "target"}, segment="line"
+    )
+    summary = version.meta["evaluators"]
+    assert (summary["estimator"], summary["target"], summary["segment"]) == (
+        "cbpe",
+        "defect",
+        "line",
+    )
+    assert summary["segments"] == ["L1", "L2", "L3"]
+    later = production_line(
+        1_440, seed=2, start=reference["timestamp"].max() + timedelta(seconds=10)
+    ).with_row_index("id")
+    rows = later.drop("defect").with_columns(pl.col("id").cast(pl.String))
+    log.append("line", "1", rows, batch_id="rows")
+    now = later["timestamp"].max() + timedelta(hours=1)
+    first = evaluate(store, log, "line", "1", now=now)
+    n_windows = later["timestamp"].dt.truncate("1h").n_unique()
+    assert len(first) == n_windows == 5
+    assert all(o.window.n_labelled == 0 for o in first)
+    auc = store.metric_series("line", "performance.roc_auc", segment="")
+    assert auc.height == n_windows
+    # nothing changed in the process: every estimate is within what the reference expects
+    assert (auc["lower"] < auc["value"]).all()
+    assert (auc["value"] < auc["upper"]).all()
+    assert store.metric_series("line", "performance.roc_auc.realized").height == 0
+    assert store.metric_series("line", "drift.pca").height == n_windows
+    segments = store.metric_series("line", "drift.ks", column="temperature_c")
+    seen = set(later["line"].cast(pl.String))
+    assert set(segments["segment"]) == {""} | {f"line={line}" for line in seen}
+    details = store.details(first[0].window.id)
+    assert {"profile", "drift", "multivariate", "performance"} <= set(details)
+
+    # Labels of the first two hours arrive two days later: those windows, and only they, are
+    # evaluated again; their performance is now measured.
+    labelled = later.filter(pl.col("timestamp") < first[2].window.start)
+    labels = labelled.select(
+        pl.col("id").cast(pl.String), pl.col("defect"), pl.col("timestamp") + timedelta(days=2)
+    )
+    log.append_labels("line", labels, batch_id="labels-1")
+    second = evaluate(store, log, "line", "1", now=now + timedelta(days=2))
+    assert [o.window.id for o in second] == [o.window.id for o in first[:2]]
+    assert [o.window.n_labelled for o in second] == [o.window.n_rows for o in second]
+    realized = store.metric_series("line", "performance.roc_auc.realized", segment="")
+    estimated = store.metric_series("line", "performance.roc_auc", segment="")
+    assert realized.height == 2
+    # every row labelled: the estimate is the measured value
+    assert estimated["value"][:2].to_list() == pytest.approx(realized["value"].to_list())
+    assert store.metric_series("line", "performance.roc_auc").height > n_windows  # segments
+    assert evaluate(store, log, "line", "1", now=now + timedelta(days=2)) == []
+
+
+def test_a_late_row_evaluates_its_window_again(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'mlwarden.db'}")
+    log = RowLog(tmp_path / "log")
+    reference = production_line(10_000, seed=1)
+    Registry(store).register("line", "1", reference, timestamp="timestamp")
+    later = production_line(1_080, seed=2, start=reference["timestamp"].max())
+    log.append("line", "1", later[:-1], batch_id="a")
+    now = later["timestamp"].max() + timedelta(hours=2)
+    first = evaluate(store, log, "line", "1", now=now)
+    log.append("line", "1", later[-1:], batch_id="late")
+    again = evaluate(store, log, "line", "1", now=now)
+    assert [o.window.id for o in again] == [first[-1].window.id]
+    assert again[0].window.n_rows == first[-1].window.n_rows + 1

@@ -114,6 +114,7 @@ def test_windows_and_metric_series_with_late_labels(store: Store) -> None:
     assert series["value"].to_list() == pytest.approx([0.05, 0.10, 0.15])
     assert series["alert"].to_list() == [False, False, True]
     assert series["window_start"].to_list() == [T0 + timedelta(days=d) for d in range(3)]
+    assert sorted(m.name for m in store.window_metrics(ids[0])) == ["drift.psi", "f1", "null_rate"]
     f1 = store.metric_series("m", "f1")
     assert f1["value"].to_list() == [0.85]
     assert f1["alert"].to_list() == [False]

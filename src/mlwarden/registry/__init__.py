@@ -14,7 +14,7 @@ Example:
     ...     "defect-model", "1", production_line(5_000), timestamp="timestamp"
     ... )
     >>> version.artifacts
-    ('drift_reference', 'profile', 'suite')
+    ('drift_reference', 'evaluators', 'profile', 'suite')
     >>> registry.promote("defect-model", "1", alias="production").version
     '1'
     >>> reference = registry.reference("defect-model", "production")
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from mlwarden.drift import Reference
     from mlwarden.profiling import Profile
     from mlwarden.quality import Suite
+    from mlwarden.service.evaluators import Evaluators
     from mlwarden.store.metadata import AliasChange, Store, VersionRecord
 
 __all__ = ["Registry", "VersionReference"]
@@ -42,6 +43,7 @@ __all__ = ["Registry", "VersionReference"]
 PROFILE = "profile"
 SUITE = "suite"
 DRIFT_REFERENCE = "drift_reference"
+EVALUATORS = "evaluators"
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class VersionReference:
     profile: Profile
     suite: Suite
     drift: Reference
+    evaluators: Evaluators | None = None
 
 
 class Registry:
@@ -72,20 +75,42 @@ class Registry:
         tag: str | None = None,
         id: str | Sequence[str] | None = None,
         roles: dict[str, str] | None = None,
+        segment: str | None = None,
+        window: str = "1h",
         suite: Suite | None = None,
         description: str = "",
     ) -> VersionRecord:
         """Register ``version`` of ``model`` (created when new) with its reference fitted on
-        ``reference`` (a frame or a file): profile, quality suite (learned unless given) and
-        drift reference."""
+        ``reference`` (a frame or a file): profile, quality suite (learned unless given), drift
+        reference, and the evaluators of :mod:`mlwarden.service.evaluators` (performance
+        estimator from the labels, multivariate drift, per-``segment`` references).
+
+        ``roles`` names what columns are (``{"defect": "target", "defect_score": "score"}``;
+        inferred from the names otherwise); ``window`` is the window the version will be
+        evaluated in, which sizes the multivariate detector's reference chunks."""
         from mlwarden.drift import Reference
         from mlwarden.frames import to_polars
         from mlwarden.quality import suggest_suite
+        from mlwarden.schema import Role, infer_schema
+        from mlwarden.service.evaluators import fit_evaluators
 
         frame = to_polars(reference)
+        schema = infer_schema(frame, roles=roles)
         drift = Reference.fit(frame, roles=roles)
         if suite is None:
-            suite = suggest_suite(frame, timestamp=timestamp, entity=entity, tag=tag, id=id)
+            # Labels arrive apart from the rows they label: the suite judges the rows only.
+            targets = [c.name for c in schema if c.role is Role.TARGET]
+            suite = suggest_suite(
+                frame.drop(targets), timestamp=timestamp, entity=entity, tag=tag, id=id
+            )
+        evaluators = fit_evaluators(
+            frame,
+            schema,
+            window=window,
+            timestamp=timestamp,
+            id=id if isinstance(id, str) else "id",
+            segment=segment,
+        )
         try:
             self.store.get_model(model)
         except NotFoundError:
@@ -96,6 +121,8 @@ class Registry:
             "timestamp": timestamp,
             "suite_checks": len(suite.checks),
             "suite_false_failure_rate": suite.meta.get("false_failure_rate"),
+            "roles": {c.name: c.role.value for c in schema},
+            "evaluators": evaluators.summary(),
         }
         return self.store.create_version(
             model,
@@ -104,6 +131,7 @@ class Registry:
                 PROFILE: drift.profile.to_bytes(),
                 SUITE: suite.to_yaml().encode("utf-8"),
                 DRIFT_REFERENCE: drift.to_bytes(),
+                EVALUATORS: evaluators.to_bytes(),
             },
             meta=meta,
         )
@@ -138,12 +166,17 @@ class Registry:
         from mlwarden.drift import Reference
         from mlwarden.profiling import Profile
         from mlwarden.quality import Suite
+        from mlwarden.service.evaluators import Evaluators
 
         record = self.store.resolve(model, version_or_alias)
         load = self.store.artifact
+        evaluators = None
+        if EVALUATORS in record.artifacts:
+            evaluators = Evaluators.from_bytes(load(model, record.version, EVALUATORS))
         return VersionReference(
             version=record,
             profile=Profile.from_bytes(load(model, record.version, PROFILE)),
             suite=Suite.from_yaml(load(model, record.version, SUITE).decode("utf-8")),
             drift=Reference.from_bytes(load(model, record.version, DRIFT_REFERENCE)),
+            evaluators=evaluators,
         )

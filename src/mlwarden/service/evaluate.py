@@ -1,33 +1,56 @@
 """Window evaluation: every closed window of a model version judged against its reference.
 
-For each window of the logged rows: the version's quality suite (every check a metric: 1 when
-it failed, bounded at 0 for error checks), drift of each column against the stored reference
-(the effect size, bounded by its calibrated threshold) and the quality scores. Every number is
-stored as a metric with its bounds; a value outside them is an alert, and the alerts of one
-window are one incident. Evaluating a window again (rows or labels arrived late) replaces its
+For each window of the logged rows (joined with the labels that have arrived for them):
+
+* the version's quality suite: every check is a metric ``quality`` (1 when it failed, bounded
+  at 0 for error checks) and every dimension a ``quality_score``;
+* drift of each feature, score and prediction against the stored reference (``drift.<test>``:
+  the effect size, bounded by its calibrated threshold), and multivariate drift of the features
+  (``drift.pca``: the PCA reconstruction error within its calibrated band);
+* performance (``performance.<metric>``): the estimate from the stored estimator, which uses the
+  labels where they arrived and the estimator's expectation elsewhere, bounded by what the
+  reference makes expected for a window of that size; where labels arrived, the metric on the
+  labelled rows alone is ``performance.<metric>.realized``;
+* the same drift and performance metrics per segment value (``segment="line=L2"``), each judged
+  against that segment's own reference.
+
+Every number is stored as a metric with its bounds; a value outside them is an alert, and the
+alerts of one window are one incident. The window's profile and the drift, multivariate and
+performance results are kept for the drill-down.
+
+Only windows that changed are evaluated: a closed window is evaluated when it has never been, or
+when rows or labels arrived for it since (its row or label count differs from the stored one),
+so a late label re-evaluates its window and nothing else. Evaluating a window again replaces its
 metrics and alerts, never duplicates them. ``mlwarden evaluate`` runs this from cron or an
-orchestrator; ``mlwarden serve`` will run it on a schedule.
+orchestrator; ``mlwarden serve`` runs it on a schedule.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
-from mlwarden.exceptions import ParameterError
+from mlwarden.exceptions import InputError, MlwardenError, ParameterError
+from mlwarden.service.evaluators import segment_name
 from mlwarden.store.metadata import MetricValue, incident_title
 from mlwarden.store.rowlog import BATCH_ID, DATE, INGESTED_AT, MODEL, MODEL_VERSION
 
 if TYPE_CHECKING:
+    from mlwarden.drift import Reference
+    from mlwarden.performance.estimation import PerformanceEstimator
     from mlwarden.react.dispatch import Dispatcher
     from mlwarden.registry import VersionReference
+    from mlwarden.service.evaluators import Evaluators
     from mlwarden.store.metadata import Store, WindowRecord
     from mlwarden.store.rowlog import RowLog
 
 _SERVICE_COLUMNS = (MODEL, DATE, MODEL_VERSION, INGESTED_AT, BATCH_ID)
+_WINDOW = "__window"
 
 
 @dataclass(frozen=True)
@@ -52,10 +75,12 @@ def evaluate(
     end: datetime | None = None,
     now: datetime | None = None,
     notify: Dispatcher | None = None,
+    force: bool = False,
 ) -> list[WindowOutcome]:
     """Evaluate the closed windows of ``model``'s ``version`` (or alias) between ``start`` and
-    ``end``; return one outcome per window, oldest first. A new incident is handed to
-    ``notify`` (a :class:`~mlwarden.react.Dispatcher`), which delivers it in the background.
+    ``end`` that are new or changed (all of them with ``force``); return one outcome per
+    evaluated window, oldest first. A new incident is handed to ``notify`` (a
+    :class:`~mlwarden.react.Dispatcher`), which delivers it in the background.
 
     Example:
         >>> from datetime import timedelta
@@ -72,37 +97,157 @@ def evaluate(
         >>> outcomes = evaluate(store, log, "m", "1", window="1h")
         >>> len(outcomes), outcomes[0].metrics > 50
         (3, True)
+        >>> evaluate(store, log, "m", "1", window="1h")  # nothing changed since
+        []
     """
+    now = now or datetime.now(UTC)
+    reference = _reference(store, model, version)
+    record = reference.version
+    timestamp = reference.suite.timestamp or "timestamp"
+    evaluators = reference.evaluators
+    id_column = evaluators.id if evaluators is not None else "id"
+    target = evaluators.target if evaluators is not None else None
+    counts = _window_counts(
+        rowlog, record.model, record.version, window, start, end, timestamp, id_column, target
+    )
+    if counts.height == 0:
+        return []
+    stored = {
+        w.start: (w.n_rows, w.n_labelled)
+        for w in store.windows(record.model, record.version, start=start, end=end)
+        if w.evaluated_at is not None
+    }
+    # One row per closed window (few: one per hour or day), not per logged row.
+    pending = []
+    labels_only = set()
+    for row in counts.filter(pl.col("end") <= now).iter_rows(named=True):
+        known = stored.get(row["start"])
+        if force or known != (row["n_rows"], row["n_labelled"]):
+            pending.append((row["start"], row["end"]))
+            if not force and known is not None and known[0] == row["n_rows"]:
+                labels_only.add(row["start"])  # same rows, new labels: performance only
+    outcomes = []
+    for run_start, run_end, starts in _runs(pending):
+        rows = _read(
+            rowlog, record.model, record.version, run_start, run_end, timestamp, evaluators
+        )
+        keyed = rows.with_columns(pl.col(timestamp).dt.truncate(window).alias(_WINDOW))
+        data = keyed.drop([c for c in _SERVICE_COLUMNS if c in keyed.columns])
+        for (window_start,), part in data.partition_by(_WINDOW, as_dict=True).items():
+            assert isinstance(window_start, datetime)
+            if window_start not in starts:
+                continue
+            judge = _relabel_window if window_start in labels_only else _evaluate_window
+            outcomes.append(
+                judge(
+                    store,
+                    reference,
+                    part.drop(_WINDOW),
+                    window_start,
+                    starts[window_start],
+                    now,
+                    notify,
+                )
+            )
+    return sorted(outcomes, key=lambda o: o.window.start)
+
+
+_CACHE_SIZE: Final = 16
+_references: OrderedDict[tuple[str, int, datetime], VersionReference] = OrderedDict()
+_references_lock = threading.Lock()
+
+
+def _reference(store: Store, model: str, version: str) -> VersionReference:
+    """The stored reference of a version, loaded once per process: a version's artifacts never
+    change, and the drift reference caches its calibration on first use."""
     from mlwarden.registry import Registry
 
-    now = now or datetime.now(UTC)
-    reference = Registry(store).reference(model, version)
-    timestamp = reference.suite.timestamp or "timestamp"
-    rows = rowlog.read(
-        model, start=start, end=end, version=reference.version.version, timestamp=timestamp
-    )
-    if rows.height == 0:
-        return []
+    record = store.resolve(model, version)
+    key = (store.url, record.id, record.created_at)
+    with _references_lock:
+        if key in _references:
+            _references.move_to_end(key)
+            return _references[key]
+    reference = Registry(store).reference(model, record.version)
+    with _references_lock:
+        _references[key] = reference
+        while len(_references) > _CACHE_SIZE:
+            _references.popitem(last=False)
+    return reference
+
+
+def _window_counts(
+    rowlog: RowLog,
+    model: str,
+    version: str,
+    window: str,
+    start: datetime | None,
+    end: datetime | None,
+    timestamp: str,
+    id_column: str,
+    target: str | None,
+) -> pl.DataFrame:
+    """Per window of the logged rows: its start and end, its rows, and its rows with a label."""
+    keys = rowlog.read(model, start=start, end=end, version=version, timestamp=timestamp)
+    if keys.height == 0:
+        return pl.DataFrame(schema={"start": pl.Datetime("us", "UTC")})
+    labelled = pl.lit(0)
+    if target is not None and id_column in keys.columns:
+        ids = rowlog.labels(model, columns=[id_column])
+        if ids.height:
+            labelled = pl.col(id_column).is_in(ids[id_column].unique().implode())
     try:
-        keyed = rows.with_columns(pl.col(timestamp).dt.truncate(window).alias("__window"))
+        return (
+            keys.group_by(pl.col(timestamp).dt.truncate(window).alias("start"))
+            .agg(n_rows=pl.len(), n_labelled=labelled.cast(pl.Int64).sum())
+            .with_columns(end=pl.col("start").dt.offset_by(window))
+            .sort("start")
+        )
     except pl.exceptions.PolarsError as exc:
         raise ParameterError(
             f"'{window}' is not a window duration; expected e.g. '15m', '1h' or '1d'.",
             parameter="window",
         ) from exc
-    data = keyed.drop([c for c in _SERVICE_COLUMNS if c in keyed.columns])
-    outcomes = []
-    for (window_start,), part in data.partition_by("__window", as_dict=True).items():
-        assert isinstance(window_start, datetime)
-        window_end = part.select(pl.col("__window").dt.offset_by(window)).item(0, 0)
-        if window_end > now:
-            continue  # still open: rows may yet arrive
-        outcomes.append(
-            _evaluate_window(
-                store, reference, part.drop("__window"), window_start, window_end, now, notify
-            )
+
+
+def _runs(
+    pending: list[tuple[datetime, datetime]],
+) -> list[tuple[datetime, datetime, dict[datetime, datetime]]]:
+    """Consecutive pending windows joined into runs read at once: (start, end, {start: end})."""
+    runs: list[tuple[datetime, datetime, dict[datetime, datetime]]] = []
+    for lo, hi in pending:
+        if runs and runs[-1][1] == lo:
+            first, _, members = runs[-1]
+            members[lo] = hi
+            runs[-1] = (first, hi, members)
+        else:
+            runs.append((lo, hi, {lo: hi}))
+    return runs
+
+
+def _read(
+    rowlog: RowLog,
+    model: str,
+    version: str,
+    start: datetime,
+    end: datetime,
+    timestamp: str,
+    evaluators: Evaluators | None,
+) -> pl.DataFrame:
+    """The rows of [start, end), with the latest label of each where the version has a target."""
+    if evaluators is None or evaluators.target is None:
+        return rowlog.read(model, start=start, end=end, version=version, timestamp=timestamp)
+    target, id_column = evaluators.target, evaluators.id
+    try:
+        rows = rowlog.joined(
+            model, start=start, end=end, version=version, id=id_column, timestamp=timestamp
         )
-    return sorted(outcomes, key=lambda o: o.window.start)
+    except InputError:  # rows logged without ids cannot be joined to labels
+        return rowlog.read(model, start=start, end=end, version=version, timestamp=timestamp)
+    label = f"{target}_label"
+    if label in rows.columns:  # the rows carried the column too: the label wins where known
+        rows = rows.with_columns(pl.coalesce(label, target).alias(target)).drop(label)
+    return rows.drop([c for c in rows.columns if c.endswith("_label")])
 
 
 def _evaluate_window(
@@ -114,14 +259,19 @@ def _evaluate_window(
     now: datetime,
     notify: Dispatcher | None,
 ) -> WindowOutcome:
-    from mlwarden.drift import compare
     from mlwarden.quality import validate
 
     record = reference.version
-    window = store.upsert_window(
-        record.model, record.version, start, end, n_rows=rows.height, evaluated_at=now
+    evaluators = reference.evaluators
+    target = evaluators.target if evaluators is not None else None
+    n_labelled = (
+        rows.height - rows[target].null_count() if target is not None and target in rows else 0
     )
-    validation = validate(rows, reference.suite, now=now)
+    window = store.upsert_window(
+        record.model, record.version, start, end, n_rows=rows.height, n_labelled=n_labelled
+    )
+    features = rows.drop(target) if target is not None and target in rows else rows
+    validation = validate(features, reference.suite, now=now)
     store.save_validation(window.id, validation.passed, validation.to_dict())
     metrics: list[MetricValue] = []
     for result in validation.results:
@@ -135,49 +285,218 @@ def _evaluate_window(
         )
     for dimension, score in validation.scores.items():
         metrics.append(MetricValue("quality_score", score, column=dimension))
-    columns = [c for c in reference.drift.profile.columns if c in rows.columns]
-    if columns:
-        report = compare(reference.drift, rows.select(columns))
-        for name, drift in report.columns.items():
-            metrics.append(
-                MetricValue(
-                    f"drift.{drift.test}",
-                    drift.effect_size,
-                    upper=drift.threshold,
-                    column=name,
-                )
-            )
+    metrics += _drift(store, window.id, reference.drift, features, target, "")
+    if evaluators is not None:
+        metrics += _multivariate(store, window.id, evaluators, features)
+        metrics += _performance(store, window.id, evaluators.estimator, rows, "")
+        if evaluators.segment is not None and evaluators.segment in rows.columns:
+            metrics += _segments(store, window.id, evaluators, rows, target)
     store.write_metrics(window.id, metrics)
     recorded = store.record_alerts(window.id, metrics)
+    # Marked evaluated last: a crash before this point leaves the window pending.
+    window = store.upsert_window(
+        record.model,
+        record.version,
+        start,
+        end,
+        n_rows=rows.height,
+        n_labelled=n_labelled,
+        evaluated_at=now,
+    )
     incident = recorded[0] if recorded else None
     if recorded is not None and recorded[1] and notify is not None:
-        from mlwarden.react.dispatch import notification_from
-
-        alerting = [m for m in metrics if m.alert]
-        title = incident_title(alerting)
-        notify.submit(
-            notification_from(
-                record.model,
-                record.version,
-                recorded[0],
-                title,
-                window,
-                [
-                    {
-                        "metric": m.name,
-                        "column": m.column,
-                        "value": m.value,
-                        "lower": m.lower,
-                        "upper": m.upper,
-                    }
-                    for m in alerting
-                ],
-            )
-        )
+        _notify(notify, record.model, record.version, recorded[0], window, metrics)
     return WindowOutcome(
         window=window,
         metrics=len(metrics),
         alerts=sum(m.alert for m in metrics),
         incident=incident,
         passed=validation.passed,
+    )
+
+
+def _relabel_window(
+    store: Store,
+    reference: VersionReference,
+    rows: pl.DataFrame,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    notify: Dispatcher | None,
+) -> WindowOutcome:
+    """A window whose rows were evaluated and whose labels arrived since: its performance is
+    computed again, the other metrics kept; its alerts are those of all its metrics."""
+    record = reference.version
+    evaluators = reference.evaluators
+    assert evaluators is not None
+    assert evaluators.target is not None
+    target = evaluators.target
+    n_labelled = rows.height - rows[target].null_count() if target in rows else 0
+    window = store.upsert_window(
+        record.model, record.version, start, end, n_rows=rows.height, n_labelled=n_labelled
+    )
+    fresh = _performance(store, window.id, evaluators.estimator, rows, "")
+    if evaluators.segment is not None and evaluators.segment in rows.columns:
+        values = rows[evaluators.segment].cast(pl.String)
+        for value, own in evaluators.segments.items():
+            part = rows.filter(values == value)
+            if part.height:
+                name = segment_name(evaluators.segment, value)
+                fresh += _performance(store, window.id, own.estimator, part, name)
+    store.write_metrics(window.id, fresh)
+    metrics = store.window_metrics(window.id)
+    recorded = store.record_alerts(window.id, metrics)
+    window = store.upsert_window(
+        record.model,
+        record.version,
+        start,
+        end,
+        n_rows=rows.height,
+        n_labelled=n_labelled,
+        evaluated_at=now,
+    )
+    if recorded is not None and recorded[1] and notify is not None:
+        _notify(notify, record.model, record.version, recorded[0], window, metrics)
+    validation = store.validation(window.id)
+    return WindowOutcome(
+        window=window,
+        metrics=len(metrics),
+        alerts=sum(m.alert for m in metrics),
+        incident=recorded[0] if recorded else None,
+        passed=bool(validation is None or validation.get("passed", True)),
+    )
+
+
+def _drift(
+    store: Store,
+    window_id: int,
+    reference: Reference,
+    rows: pl.DataFrame,
+    target: str | None,
+    segment: str,
+) -> list[MetricValue]:
+    """Per-column drift against ``reference``; the window's profile and report are kept."""
+    from mlwarden.drift import compare
+
+    columns = [c for c in reference.profile.columns if c in rows.columns and c != target]
+    if not columns or rows.height == 0:
+        return []
+    report = compare(reference, rows.select(columns))
+    if not segment:
+        current = report.current_profile
+        assert current is not None
+        store.save_details(window_id, "profile", {"rows": rows.height}, current.to_bytes())
+        store.save_details(window_id, "drift", report.to_dict())
+    return [
+        MetricValue(
+            f"drift.{drift.test}",
+            drift.effect_size,
+            upper=drift.threshold,
+            column=name,
+            segment=segment,
+        )
+        for name, drift in report.columns.items()
+    ]
+
+
+def _multivariate(
+    store: Store, window_id: int, evaluators: Evaluators, rows: pl.DataFrame
+) -> list[MetricValue]:
+    detector = evaluators.multivariate
+    if detector is None:
+        return []
+    try:
+        result = detector.evaluate(rows)
+    except MlwardenError as exc:  # a window too small, a feature missing from the logged rows
+        store.save_details(window_id, "multivariate", {"error": str(exc)})
+        return []
+    store.save_details(window_id, "multivariate", result.to_dict())
+    return [MetricValue("drift.pca", result.statistic, lower=result.lower, upper=result.upper)]
+
+
+def _performance(
+    store: Store,
+    window_id: int,
+    estimator: PerformanceEstimator | None,
+    rows: pl.DataFrame,
+    segment: str,
+) -> list[MetricValue]:
+    """Estimated (labels used where known) and realized performance of one window."""
+    if estimator is None or rows.height == 0:
+        return []
+    try:
+        result = estimator.estimate(rows, window=rows.height)
+    except MlwardenError as exc:  # a score column missing or broken in the logged rows
+        if not segment:
+            store.save_details(window_id, "performance", {"error": str(exc)})
+        return []
+    if not segment:
+        store.save_details(window_id, "performance", result.to_dict())
+    metrics = []
+    for estimate in result.estimates:
+        name = f"performance.{estimate.metric}"
+        value = None if estimate.estimated != estimate.estimated else estimate.estimated
+        metrics.append(
+            MetricValue(
+                name,
+                value,
+                lower=estimate.alert_lower,
+                upper=estimate.alert_upper,
+                segment=segment,
+            )
+        )
+        if estimate.realized is not None and estimate.n_labelled >= estimator.min_labels:
+            metrics.append(MetricValue(f"{name}.realized", estimate.realized, segment=segment))
+    return metrics
+
+
+def _segments(
+    store: Store, window_id: int, evaluators: Evaluators, rows: pl.DataFrame, target: str | None
+) -> list[MetricValue]:
+    """Drift and performance of each known segment value, against that segment's reference."""
+    column = evaluators.segment
+    assert column is not None
+    metrics: list[MetricValue] = []
+    values = rows[column].cast(pl.String)
+    for value, own in evaluators.segments.items():
+        part = rows.filter(values == value)
+        if part.height == 0:
+            continue
+        name = segment_name(column, value)
+        features = part.drop(target) if target is not None and target in part else part
+        metrics += _drift(store, window_id, own.drift, features, target, name)
+        metrics += _performance(store, window_id, own.estimator, part, name)
+    return metrics
+
+
+def _notify(
+    notify: Dispatcher,
+    model: str,
+    version: str,
+    incident: int,
+    window: WindowRecord,
+    metrics: list[MetricValue],
+) -> None:
+    from mlwarden.react.dispatch import notification_from
+
+    alerting = [m for m in metrics if m.alert]
+    notify.submit(
+        notification_from(
+            model,
+            version,
+            incident,
+            incident_title(alerting),
+            window,
+            [
+                {
+                    "metric": m.name,
+                    "column": m.column,
+                    "segment": m.segment,
+                    "value": m.value,
+                    "lower": m.lower,
+                    "upper": m.upper,
+                }
+                for m in alerting
+            ],
+        )
     )

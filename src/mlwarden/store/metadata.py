@@ -47,8 +47,8 @@ from mlwarden.store.schema import (
     ModelRow,
     TokenRow,
     ValidationRow,
-    WindowDetailRow,
     VersionRow,
+    WindowDetailRow,
     WindowRow,
     utcnow,
 )
@@ -615,6 +615,14 @@ class Store:
             model = s.get(ModelRow, version.model_id)
             assert model is not None
             return _window(row, model.name, version.version)
+
+    def window_metrics(self, window_id: int) -> list[MetricValue]:
+        """Every metric stored for a window."""
+        with self.session() as s:
+            rows = s.scalars(select(MetricRow).where(MetricRow.window_id == window_id))
+            return [
+                MetricValue(r.name, r.value, r.lower, r.upper, r.column, r.segment) for r in rows
+            ]
 
     def save_details(
         self, window_id: int, kind: str, result: dict[str, Any], blob: bytes | None = None
