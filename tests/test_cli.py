@@ -173,19 +173,6 @@ def test_console_script_runs_as_a_process(line_parquet: Path) -> None:
     assert missing.stderr.startswith("mlwarden: error:")
 
 
-def test_demo_generates_profiles_and_saves_them(tmp_path: Path) -> None:
-    out = tmp_path / "demo"
-    code, stdout, err = run("demo", "--rows", "5000", "--out", str(out))
-    assert code == 0, err
-    assert "temperature_c" in stdout
-    assert "recipe" in stdout
-    from mlwarden.profiling import Profile
-
-    saved = Profile.from_bytes((out / "reference.profile").read_bytes())
-    assert saved.n_rows == 5000
-    assert saved["defect"].role.value == "target"
-
-
 def test_drift_command_writes_the_json_report_and_can_gate_a_pipeline(tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
     ref, cur, moved = tmp_path / "ref.parquet", tmp_path / "cur.parquet", tmp_path / "moved.csv"

@@ -418,7 +418,13 @@ _DATABASE = click.option(
 
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port of the demo server (another free one when taken; 0: any).",
+)
 @click.option("--public-read", is_flag=True, help="Serve reads without a token.")
 @click.option(
     "--evaluate-every",
@@ -631,21 +637,45 @@ def evaluate_command(
 
 
 @cli.command("demo")
-@click.option("--rows", type=click.IntRange(min=100), default=200_000, show_default=True)
+@click.option(
+    "--days",
+    type=click.IntRange(min=1, max=60),
+    default=30,
+    show_default=True,
+    help="Simulated days of production.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
     default=Path(".mlwarden/demo"),
     show_default=True,
-    help="Where the demo writes its data and outputs.",
+    help="Where the demo keeps its service data (replaced on each run).",
+)
+@click.option("--serve/--no-serve", default=True, help="Serve the dashboard until Ctrl-C.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the injected faults and the incidents detected as JSON.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port of the demo server (another free one when taken; 0: any).",
 )
 @_friendly_errors
-def demo_command(rows: int, seed: int, out: Path) -> None:
-    """Run the main job on built-in data: a simulated production line, profiled end to end."""
+def demo_command(
+    days: int, seed: int, out: Path, serve: bool, json_path: Path | None, port: int
+) -> None:
+    """Run the full loop on a simulated extrusion line: a trained defect model streamed through
+    the client into the server for 30 days with injected faults and late labels; print what was
+    detected when, then serve the dashboard."""
     from mlwarden.demo import run_demo
 
-    run_demo(rows=rows, seed=seed, out=out)
+    run_demo(days=days, seed=seed, out=out, serve=serve, json_path=json_path, port=port)
 
 
 def _write_json(path: Path, doc: Any) -> None:

@@ -1,127 +1,528 @@
-"""The main job on built-in data: what ``make demo`` runs.
+"""The main job on built-in data, what ``make demo`` runs: the whole monitoring loop.
 
-It simulates a production line (sensors, recipes, a quality target and a model's score), writes
-the data as Parquet like a plant historian export, profiles the file by streaming it, and prints
-what a team would look at first. Later stages of the monitoring loop join this job as they land.
+An extrusion plant runs a defect model: a scikit-learn gradient-boosting classifier trained on
+two weeks of the line's history predicts, for every reading, the chance that the product is
+defective. The demo registers that model (reference profile, quality suite, drift reference,
+performance estimator, per-line references), starts the mlwarden server on SQLite, and streams
+30 simulated days of production through the :class:`~mlwarden.monitor.Monitor` client into it,
+as a plant's serving code would. Labels (the lab's verdict on each product) arrive two days
+late. Every four simulated hours the closed windows are evaluated, as the server's scheduler
+does in real time.
+
+Four faults are injected, each a classic of plant data:
+
+* the pressure sensor sticks for five hours (a frozen transmitter);
+* the temperature arrives in °F for a day (a PLC firmware update changed the unit);
+* an upstream release nulls the humidity column for a day and a half (a pipeline bug);
+* the line's vibration drifts up over the last ten days (bearing wear), and defects with it.
+
+The demo prints each fault with when it started, when mlwarden opened an incident for it, and
+which metrics fired; incidents that no fault explains are counted as false alarms. Then it keeps
+serving the dashboard until Ctrl-C (``--no-serve`` to stop after the summary), and ``--json``
+writes the faults and incidents for a machine to check.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import shutil
+import socket
+import threading
 import time
-from datetime import datetime, timedelta
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
+import numpy as np
 import polars as pl
 from rich.console import Console
 from rich.panel import Panel
+from rich.table import Table
 
-from mlwarden.datasets import Gap, Spike, StuckSensor, UnitChange, production_line
-from mlwarden.profiling import profile
-from mlwarden.profiling.display import print_profile
+from mlwarden.datasets import Drift, production_line
 
-DEMO_ROLES = {
-    "timestamp": "timestamp",
-    "batch_id": "id",
-    "line": "segment",
+if TYPE_CHECKING:
+    import uvicorn
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from mlwarden.store.metadata import Store
+
+MODEL: Final = "extrusion-defects"
+WINDOW: Final = "4h"
+READING_SECONDS: Final = 30
+ROWS_PER_DAY: Final = 86_400 // READING_SECONDS
+HISTORY_DAYS: Final = 17
+TRAIN_DAYS: Final = 10
+LABEL_DELAY: Final = timedelta(days=2)
+START: Final = datetime(2024, 3, 1, tzinfo=UTC)
+FEATURES: Final = (
+    "line",
+    "recipe",
+    "temperature_c",
+    "pressure_bar",
+    "vibration_mm_s",
+    "line_speed_m_min",
+    "humidity_pct",
+)
+ROLES: Final = {
     "defect": "target",
     "defect_score": "score",
     "prediction": "prediction",
+    "batch_id": "feature",
 }
+DEFAULT_PORT: Final = 8765
 
 
-def run_demo(*, rows: int = 200_000, seed: int = 0, out: Path = Path(".mlwarden/demo")) -> Path:
-    """Generate the production-line data, profile it, print the summary; return the output dir."""
-    console = Console()
+@dataclass(frozen=True)
+class InjectedFault:
+    """A fault of the scenario: what, on which column, from when to when (exclusive)."""
+
+    kind: str
+    column: str
+    start: datetime
+    end: datetime
+    description: str
+
+
+@dataclass
+class Detection:
+    """The first incident that names a fault's column while the fault lasts."""
+
+    fault: InjectedFault
+    incident: int | None = None
+    window_start: datetime | None = None
+    detected_at: datetime | None = None
+    metrics: list[str] = field(default_factory=list)
+
+    @property
+    def delay(self) -> timedelta | None:
+        return None if self.detected_at is None else self.detected_at - self.fault.start
+
+
+@dataclass
+class DemoResult:
+    """What the demo did and found."""
+
+    out: Path
+    url: str
+    faults: list[InjectedFault]
+    detections: list[Detection]
+    incidents: list[dict[str, Any]]
+    false_alarms: list[int]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        def when(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+
+        return {
+            "model": MODEL,
+            "window": WINDOW,
+            "seconds": round(self.seconds, 1),
+            "faults": [
+                {**asdict(f), "start": when(f.start), "end": when(f.end)} for f in self.faults
+            ],
+            "detections": [
+                {
+                    "fault": d.fault.kind,
+                    "column": d.fault.column,
+                    "injected_at": when(d.fault.start),
+                    "incident": d.incident,
+                    "window_start": when(d.window_start),
+                    "detected_at": when(d.detected_at),
+                    "delay_hours": None
+                    if d.delay is None
+                    else round(d.delay.total_seconds() / 3600, 2),
+                    "metrics": d.metrics,
+                }
+                for d in self.detections
+            ],
+            "incidents": [
+                {
+                    **incident,
+                    "started_at": when(incident["started_at"]),
+                    "detected_at": when(incident.get("detected_at")),
+                }
+                for incident in self.incidents
+            ],
+            "false_alarms": self.false_alarms,
+        }
+
+
+def scenario_faults(days: int) -> list[InjectedFault]:
+    """The faults of a run of ``days`` days (those that start within it)."""
+    day = timedelta(days=1)
+    faults = [
+        InjectedFault(
+            "stuck_sensor",
+            "pressure_bar",
+            START + 4 * day + timedelta(hours=2),
+            START + 4 * day + timedelta(hours=7),
+            "the pressure transmitter freezes on its last reading for five hours",
+        ),
+        InjectedFault(
+            "unit_change",
+            "temperature_c",
+            START + 9 * day + timedelta(hours=8),
+            START + 10 * day + timedelta(hours=8),
+            "a PLC firmware update reports the melt temperature in °F for a day",
+        ),
+        InjectedFault(
+            "null_column",
+            "humidity_pct",
+            START + 14 * day + timedelta(hours=10),
+            START + 15 * day + timedelta(hours=22),
+            "an upstream pipeline release drops the humidity column (nulls) for 36 hours",
+        ),
+        InjectedFault(
+            "gradual_drift",
+            "vibration_mm_s",
+            START + 20 * day,
+            START + days * day,
+            "bearing wear: the line's vibration creeps up over the last ten days",
+        ),
+    ]
+    return [f for f in faults if f.start < START + days * day]
+
+
+def run_demo(
+    *,
+    days: int = 30,
+    seed: int = 0,
+    out: Path = Path(".mlwarden/demo"),
+    serve: bool = True,
+    json_path: Path | None = None,
+    port: int = DEFAULT_PORT,
+    console: Console | None = None,
+) -> DemoResult:
+    """Run the scenario of the module docstring; return what was injected and detected."""
+    console = console or Console()
     if not console.is_terminal:
-        console = Console(width=160)
-    out.mkdir(parents=True, exist_ok=True)
+        console = Console(width=140)
+    began = time.perf_counter()
     console.print(
         Panel.fit(
-            "[bold]mlwarden demo[/] — an extrusion line: melt temperature, pressure, vibration, "
-            "line speed,\nhumidity, recipe and shift, a defect label and the defect model's score.",
+            f"[bold]mlwarden demo[/] — an extrusion line's defect model, monitored for {days} "
+            "simulated days:\nrows streamed by the client into the server, labels two days "
+            "late, four injected faults.",
             border_style="cyan",
         )
     )
+    service = out / "service"
+    shutil.rmtree(service, ignore_errors=True)
+    service.mkdir(parents=True)
 
+    history = production_line(
+        HISTORY_DAYS * ROWS_PER_DAY,
+        seed=seed,
+        start=START - timedelta(days=HISTORY_DAYS),
+        freq_seconds=READING_SECONDS,
+    )
+    train = history.filter(pl.col("timestamp") < START - timedelta(days=HISTORY_DAYS - TRAIN_DAYS))
+    model = _train(train, seed)
+    reference = _score(model, history.filter(pl.col("timestamp") >= train["timestamp"].max()))
+    console.print(
+        f"Trained a gradient-boosting defect model on {train.height:,} readings "
+        f"({TRAIN_DAYS} days); its reference is the next {reference.height:,} readings, scored "
+        f"and labelled (ROC AUC {_auc(reference):.3f})."
+    )
+
+    faults = scenario_faults(days)
+    production = _production(days, seed, faults, model)
+    port = _free_port(port)
+    url = f"http://127.0.0.1:{port}"
+
+    from mlwarden.server import Settings
+
+    settings = Settings(data_dir=service, public_read=True)
+    store = settings.store()
+    store.migrate()
     started = time.perf_counter()
-    data = production_line(rows, seed=seed)
-    data_path = out / "production_line.parquet"
-    data.write_parquet(data_path)
+    from mlwarden.registry import Registry
+
+    registry = Registry(store)
+    registry.register(
+        MODEL,
+        "1",
+        reference,
+        timestamp="timestamp",
+        roles=dict(ROLES),
+        segment="line",
+        window=WINDOW,
+        description="Defect risk of extruded product from the line's sensors",
+    )
+    registry.promote(MODEL, "1", by="demo", note="first version")
+    token = store.create_token("demo-line", "write")
     console.print(
-        f"Simulated {data.height:,} readings every 10 s → [bold]{data_path}[/] "
-        f"({data_path.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - started:.1f} s)"
+        f"Registered {MODEL} 1 (profile, quality suite, drift reference, CBPE estimator, "
+        f"per-line references) in {time.perf_counter() - started:.1f} s; production → 1."
     )
 
-    started = time.perf_counter()
-    result = profile(data_path, roles=DEMO_ROLES)
-    elapsed = time.perf_counter() - started
-    console.print(f"Profiled in {elapsed:.2f} s ({data.height / elapsed:,.0f} rows/s)\n")
-    print_profile(result, console)
-
-    profile_path = out / "reference.profile"
-    profile_path.write_bytes(result.to_bytes())
-    summary_path = out / "profile.json"
-    summary_path.write_text(result.to_json(indent=None), encoding="utf-8")
-    console.print(
-        f"\nSaved the profile as [bold]{profile_path}[/] ({profile_path.stat().st_size / 1e3:.0f} "
-        f"kB, mergeable with later windows) and as JSON in [bold]{summary_path}[/]."
-    )
-    _quality(console, data, out, seed)
-    console.print(
-        f"Try: [bold].venv/bin/mlwarden profile {data_path} --json {out / 'summary.json'}[/]"
-    )
-    console.print(
-        f"     [bold].venv/bin/mlwarden check {out / 'next_day.parquet'} --suite "
-        f"{out / 'suite.yaml'} --html {out / 'quality.html'}[/]"
-    )
-    return out
+    server, thread = _start_server(settings, port)
+    try:
+        incidents, detected = _stream(console, store, service, url, token, production, days)
+        result = _summary(console, store, faults, incidents, detected, out, url, began)
+        if json_path is not None:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+            console.print(f"Wrote the faults and incidents to [bold]{json_path}[/].")
+        if serve:
+            console.print(
+                f"\nThe dashboard: [bold cyan]{url}/[/] (read-only without a token on this "
+                "machine). Ctrl-C to stop."
+            )
+            with contextlib.suppress(KeyboardInterrupt):
+                while thread.is_alive():
+                    thread.join(0.5)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        store.close()
+    return result
 
 
-def _quality(console: Console, reference: pl.DataFrame, out: Path, seed: int) -> None:
-    """Learn a quality suite from the data, then gate a next day with injected sensor faults."""
-    from mlwarden.quality import GatePolicy, gate, suggest_suite
+def _train(frame: pl.DataFrame, seed: int) -> HistGradientBoostingClassifier:
+    from sklearn.ensemble import HistGradientBoostingClassifier
 
-    console.rule("[bold]Data quality")
-    started = time.perf_counter()
-    suite = suggest_suite(reference, timestamp="timestamp", name="extrusion line")
-    suite_path = out / "suite.yaml"
-    suite.to_yaml(suite_path)
-    meta = suite.meta
-    console.print(
-        f"Learned a suite of {len(suite.checks)} checks from the readings in "
-        f"{time.perf_counter() - started:.1f} s → [bold]{suite_path}[/]; on the held-out "
-        f"{meta['holdout_windows']} windows of {meta['window']} it failed "
-        f"{meta['false_failure_rate']:.1%} (error checks), {meta['warning_rate']:.1%} (any check)."
+    model = HistGradientBoostingClassifier(
+        max_iter=200, learning_rate=0.05, categorical_features=[0, 1], random_state=seed
     )
-    newest = reference["timestamp"].max()
-    assert isinstance(newest, datetime)
-    faults = [
-        StuckSensor(column="pressure_bar", start_row=1_500, n_rows=240),
-        Spike(column="vibration_mm_s", row=3_000, magnitude=25.0),
-        UnitChange(column="temperature_c", start_row=6_000, factor=1.8, offset=32.0),
-        Gap(start_row=4_000, n_rows=90),
+    return model.fit(_matrix(frame), frame["defect"].to_numpy())
+
+
+def _matrix(frame: pl.DataFrame) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """The model's inputs: line and recipe as category codes, the sensors as they are."""
+    columns = [
+        frame[name].to_physical().cast(pl.Float64)
+        if frame[name].dtype == pl.Enum
+        else frame[name].cast(pl.Float64)
+        for name in FEATURES
     ]
-    day = production_line(
-        8_640, seed=seed + 1, start=newest + timedelta(seconds=10), faults=faults
-    ).with_columns(
-        pl.when(pl.int_range(pl.len()).is_between(2_200, 2_201))
-        .then(None)
-        .otherwise(pl.col("humidity_pct"))
-        .alias("humidity_pct")
+    return pl.DataFrame(columns).to_numpy()
+
+
+def _score(model: HistGradientBoostingClassifier, frame: pl.DataFrame) -> pl.DataFrame:
+    score = model.predict_proba(_matrix(frame))[:, 1]
+    return frame.with_columns(
+        pl.Series("defect_score", score),
+        pl.Series("prediction", (score >= 0.5).astype(np.int8)),
     )
-    day_path = out / "next_day.parquet"
-    day.write_parquet(day_path)
-    console.print(
-        f"The next day, {day.height:,} readings with injected faults (pressure stuck for 40 min, "
-        "a vibration spike, temperature logged in °F from the afternoon, a 15-minute gap):"
+
+
+def _auc(frame: pl.DataFrame) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(frame["defect"].to_numpy(), frame["defect_score"].to_numpy()))
+
+
+def _production(
+    days: int, seed: int, faults: list[InjectedFault], model: HistGradientBoostingClassifier
+) -> pl.DataFrame:
+    """The days of production with the faults injected, scored by the model as they arrive."""
+    n = days * ROWS_PER_DAY
+    process = [
+        Drift(
+            "vibration_mm_s",
+            start_row=(f.start - START) // timedelta(seconds=READING_SECONDS),
+            shift=1.6,
+            ramp_rows=10 * ROWS_PER_DAY,
+        )
+        for f in faults
+        if f.kind == "gradual_drift"
+    ]
+    frame = production_line(
+        n, seed=seed + 1, start=START, freq_seconds=READING_SECONDS, faults=process
     )
-    policy = GatePolicy(actions={"not_null": "repair", "spike": "repair"}, fill_limit=3)
-    result = gate(day_path, suite, policy)
-    console.print(result.validation.summary(passed_shown=5))
-    report = out / "quality.html"
-    result.validation.to_html(report)
-    held = result.write_quarantine(out / "quarantine.parquet")
+    for fault in faults:
+        during = pl.col("timestamp").is_between(fault.start, fault.end, closed="left")
+        value = pl.col(fault.column)
+        if fault.kind == "stuck_sensor":
+            value = pl.when(during).then(None).otherwise(value).forward_fill()
+        elif fault.kind == "unit_change":
+            value = pl.when(during).then(value * 1.8 + 32.0).otherwise(value)
+        elif fault.kind == "null_column":
+            value = pl.when(during).then(None).otherwise(value)
+        else:
+            continue
+        frame = frame.with_columns(value.alias(fault.column))
+    ids = pl.format("r{}", pl.int_range(pl.len(), dtype=pl.Int64)).alias("id")
+    return _score(model, frame.with_columns(ids))
+
+
+def _free_port(preferred: int) -> int:
+    """``preferred`` when it is free, else any free port (0: any)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", preferred))
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _start_server(settings: Any, port: int) -> tuple[uvicorn.Server, threading.Thread]:
+    import uvicorn
+
+    from mlwarden.server import create_app
+
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="mlwarden-demo-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"The demo server did not start on 127.0.0.1:{port}.")
+        time.sleep(0.05)
+    return server, thread
+
+
+def _stream(
+    console: Console,
+    store: Store,
+    service: Path,
+    url: str,
+    token: str,
+    production: pl.DataFrame,
+    days: int,
+) -> tuple[list[dict[str, Any]], dict[int, datetime]]:
+    """Send the production through the client, labels two days late, evaluating every window
+    as it closes; return the incidents and when each was first seen."""
+    from rich.progress import Progress
+
+    from mlwarden.monitor import Monitor
+    from mlwarden.service import evaluate
+    from mlwarden.store.rowlog import RowLog
+
+    rowlog = RowLog(service / "log")
+    monitor = Monitor(MODEL, "1", url=url, token=token, batch_rows=10_000, flush_seconds=0.5)
+    detected: dict[int, datetime] = {}
+    step = timedelta(hours=4)
+    chunks = production.with_columns(
+        pl.col("timestamp").dt.truncate("4h").alias("__chunk")
+    ).partition_by("__chunk", as_dict=True, include_key=False)
+    sent = 0
+    started = time.perf_counter()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("Streaming production", total=len(chunks))
+        for (chunk_start,), chunk in sorted(chunks.items(), key=lambda item: item[0]):
+            assert isinstance(chunk_start, datetime)
+            now = chunk_start + step
+            features = chunk.select("timestamp", "batch_id", *FEATURES, "operator_shift")
+            monitor.log(
+                features, chunk.select("defect_score", "prediction"), ids=chunk["id"].to_list()
+            )
+            sent += chunk.height
+            if now.hour == 0:  # the lab reports the day before yesterday
+                day = production.filter(
+                    pl.col("timestamp").is_between(
+                        now - LABEL_DELAY - timedelta(days=1), now - LABEL_DELAY, closed="left"
+                    )
+                )
+                if day.height:
+                    monitor.log_labels(
+                        day["id"].to_list(), {"defect": day["defect"].to_list()}, timestamps=now
+                    )
+            monitor.flush(timeout=60)
+            for outcome in evaluate(store, rowlog, MODEL, "production", window=WINDOW, now=now):
+                if outcome.incident is not None and outcome.incident not in detected:
+                    detected[outcome.incident] = now
+            progress.advance(task)
+    monitor.close()
+    stats = monitor.stats()
     console.print(
-        f"Gate: {result.summary()}\nReport: [bold]{report}[/]; quarantined rows with their "
-        f"reasons: [bold]{held}[/]."
+        f"Streamed {sent:,} readings of {days} days through the client into {url} "
+        f"({stats.sent:,} rows and labels delivered, {stats.dropped} dropped) and evaluated "
+        f"{len(store.windows(MODEL)):,} windows of {WINDOW} in "
+        f"{time.perf_counter() - started:.0f} s."
+    )
+    return store.incidents(MODEL), detected
+
+
+def _summary(
+    console: Console,
+    store: Store,
+    faults: list[InjectedFault],
+    incidents: list[dict[str, Any]],
+    detected: dict[int, datetime],
+    out: Path,
+    url: str,
+    began: float,
+) -> DemoResult:
+    """Match incidents to faults, print what was detected when, list false alarms."""
+    alerts = store.alerts(MODEL)
+    window = pl.duration(hours=4)
+    detections = []
+    explained: set[int] = set()
+    for fault in faults:
+        hits = alerts.filter(
+            pl.col("column").str.contains(fault.column, literal=True),
+            pl.col("started_at") + window > fault.start,
+            pl.col("started_at") < fault.end,
+        ).sort("started_at")
+        # An incident is explained by a fault when, while the fault lasts (and one window
+        # after), it names the fault's column, or what the fault propagates to: the model's
+        # output, its performance, the relations between features.
+        explained |= set(
+            alerts.filter(
+                pl.col("started_at") + window > fault.start,
+                pl.col("started_at") < fault.end + timedelta(hours=4),
+                pl.col("column").str.contains(fault.column, literal=True)
+                | pl.col("column").is_in(["defect_score", "prediction"])
+                | pl.col("metric").str.starts_with("performance.")
+                | (pl.col("metric") == "drift.pca"),
+            )["incident_id"].drop_nulls()
+        )
+        detection = Detection(fault)
+        if hits.height:
+            first = hits.filter(pl.col("incident_id") == hits["incident_id"][0])
+            detection.incident = int(hits["incident_id"][0])
+            detection.window_start = hits["started_at"][0]
+            detection.detected_at = detected.get(detection.incident)
+            detection.metrics = sorted(
+                {
+                    f"{m}({c})" if not c.startswith(m) else c
+                    for m, c in zip(first["metric"], first["column"], strict=True)
+                }
+            )
+        detections.append(detection)
+    for incident in incidents:
+        incident["detected_at"] = detected.get(incident["id"])
+        rows = alerts.filter(pl.col("incident_id") == incident["id"])
+        incident["metrics"] = sorted(set(rows["metric"]))
+        incident["columns"] = sorted(set(rows["column"]) - {""})
+        incident["segments"] = sorted(set(rows["segment"]) - {""})
+    false_alarms = [i["id"] for i in incidents if i["id"] not in explained]
+
+    table = Table(title="What was injected, and when mlwarden opened an incident for it")
+    for name in ("fault", "column", "injected", "incident", "detected", "delay", "fired"):
+        table.add_column(name)
+    for d in detections:
+        fired = ", ".join(d.metrics[:4]) + (f" +{len(d.metrics) - 4}" if len(d.metrics) > 4 else "")
+        table.add_row(
+            d.fault.kind.replace("_", " "),
+            d.fault.column,
+            f"{d.fault.start:%b %d %H:%M}",
+            "—" if d.incident is None else f"#{d.incident}",
+            "[red]missed[/]" if d.detected_at is None else f"{d.detected_at:%b %d %H:%M}",
+            "" if d.delay is None else f"{d.delay.total_seconds() / 3600:.1f} h",
+            fired,
+        )
+    console.print(table)
+    caught = sum(d.incident is not None for d in detections)
+    console.print(
+        f"{caught} of {len(faults)} faults detected; {len(incidents)} incidents in all, "
+        f"{len(false_alarms)} not explained by an injected fault (false alarms)."
+    )
+    return DemoResult(
+        out=out,
+        url=url,
+        faults=faults,
+        detections=detections,
+        incidents=incidents,
+        false_alarms=false_alarms,
+        seconds=time.perf_counter() - began,
     )

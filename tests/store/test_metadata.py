@@ -171,6 +171,34 @@ def test_validations_alerts_and_incidents(store: Store) -> None:
     assert alerts["incident_id"].to_list() == [incident]
 
 
+def test_an_alert_that_goes_on_stays_in_its_incident(store: Store) -> None:
+    store.create_model("m")
+    store.create_version("m", "1")
+    stuck = MetricValue("quality", 1.0, upper=0.0, column="stuck(pressure_bar)")
+    drift = MetricValue("drift.ks", 0.4, upper=0.1, column="temperature_c")
+    hours = [
+        store.upsert_window(
+            "m", "1", T0 + timedelta(hours=h), T0 + timedelta(hours=h + 1), n_rows=9
+        )
+        for h in range(4)
+    ]
+    first = store.record_alerts(hours[0].id, [stuck])
+    second = store.record_alerts(hours[1].id, [stuck, drift])  # goes on, plus something new
+    third = store.record_alerts(hours[2].id, [drift])
+    assert first is not None
+    assert second == (first[0], False), "a continuing alert joins the open incident"
+    assert third == (first[0], False)
+    assert store.record_alerts(hours[3].id, []) is None
+    fourth = store.record_alerts(hours[3].id, [stuck])  # after a quiet hour: a new incident
+    assert fourth is not None
+    assert fourth[1]
+    assert fourth[0] != first[0]
+    assert store.record_alerts(hours[1].id, [stuck, drift]) == second, "evaluated again"
+    incidents = store.incidents("m")
+    assert [i["alerts"] for i in incidents] == [4, 1]
+    assert incidents[0]["title"] == "quality stuck(pressure_bar)"
+
+
 def test_tokens_are_stored_hashed_and_scoped(store: Store) -> None:
     writer = store.create_token("ingest job", "write")
     reader = store.create_token("grafana", "read")

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple
 
 import numpy as np
 import polars as pl
+from scipy import stats
 
 from mlwarden.exceptions import InputError, NotFittedError, ParameterError, check_int
 from mlwarden.frames import to_polars
@@ -438,6 +439,8 @@ class PerformanceEstimator(ABC):
     calibration_error_: float
     fit_warnings_: tuple[str, ...]
     n_reference_: int
+    window_std_: dict[str, float]
+    window_rows_: float
 
     @abstractmethod
     def fit(self, reference: object) -> Self:
@@ -656,8 +659,9 @@ class PerformanceEstimator(ABC):
         half = self.sigmas * error * math.sqrt(1.0 - n_labelled / n)
         center = self.reference_metrics_[metric]
         low, high = self.domain
-        alert_lower = _clip(center - self.sigmas * error, low, high)
-        alert_upper = _clip(center + self.sigmas * error, low, high)
+        spread = max(error, self._window_error(metric, n))
+        alert_lower = _clip(center - self.sigmas * spread, low, high)
+        alert_upper = _clip(center + self.sigmas * spread, low, high)
         drift = self._concept_drift(metric, n_labelled, realized, pure)
         return MetricEstimate(
             window=window.number,
@@ -675,6 +679,64 @@ class PerformanceEstimator(ABC):
             n_labelled=n_labelled,
             warnings=(*warnings, drift) if drift else tuple(warnings),
         )
+
+    def _window_error(self, metric: str, n: int) -> float:
+        """The spread of the metric between reference windows, for a window of ``n`` rows (0
+        until :meth:`calibrate_windows`); a shorter window varies more, as ``1 / sqrt(n)``."""
+        spread = getattr(self, "window_std_", {}).get(metric)
+        if spread is None or not math.isfinite(spread):
+            return 0.0
+        return float(spread * math.sqrt(max(1.0, self.window_rows_ / n)))
+
+    def calibrate_windows(
+        self,
+        reference: object,
+        *,
+        window: str | int | WindowSpec,
+        timestamp: str | None = None,
+        min_windows: int = 5,
+    ) -> Self:
+        """Widen the alert bounds to the reference's own variation between windows.
+
+        The sampling error measured by :meth:`fit` treats rows as independent. Plant data is
+        not: consecutive rows share a batch, a recipe, a shift, so a metric varies more from
+        one window to the next than independent rows would make it. Cut the labelled
+        ``reference`` into the windows that will be monitored; the standard deviation of the
+        realized metric across them (the upper end of its 95 % confidence interval, scaled to a
+        window's size) becomes a floor of the error behind the alert bounds. Without
+        ``min_windows`` windows of at least half the usual size nothing changes.
+
+        Example:
+            >>> import numpy as np, polars as pl
+            >>> rng = np.random.default_rng(0)
+            >>> p = np.repeat(rng.uniform(0.05, 0.95, 40), 200)  # 40 runs of similar rows
+            >>> frame = pl.DataFrame({"score": p, "y": (rng.uniform(size=p.size) < p).astype(int)})
+            >>> from mlwarden.performance.cbpe import CBPE
+            >>> cbpe = CBPE(y_score="score", y_true="y", metrics=("accuracy",)).fit(frame)
+            >>> before = cbpe.estimate(frame[:400], window=400).estimates[0]
+            >>> after = cbpe.calibrate_windows(frame, window=400).estimate(frame[:400], window=400)
+            >>> after.estimates[0].alert_lower < before.alert_lower
+            True
+        """
+        if not hasattr(self, "n_reference_"):
+            raise NotFittedError(f"Fit this {self._name} before calibrating its windows.")
+        result = self.estimate(reference, window=window, timestamp=timestamp).to_df()
+        sizes = result.group_by("window").agg(pl.col("n").first())["n"]
+        full = float(sizes.median() or 0)  # type: ignore[arg-type]
+        usable = result.filter(pl.col("n") >= 0.5 * full, pl.col("realized").is_not_null())
+        spreads: dict[str, float] = {}
+        for metric in self.metrics_:
+            values = usable.filter(pl.col("metric") == metric)["realized"]
+            k = values.len()
+            if k >= min_windows:
+                # A spread seen in few windows is itself uncertain: take the upper end of its
+                # 95 % confidence interval, so that a short reference widens the bounds.
+                upper = math.sqrt((k - 1) / float(stats.chi2.ppf(0.05, k - 1)))
+                spread = float(np.std(values.to_numpy(), ddof=1))
+                spreads[metric] = spread * upper
+        self.window_std_ = spreads
+        self.window_rows_ = full
+        return self
 
     def _concept_drift(
         self, metric: str, n_labelled: int, real: float, expected: float

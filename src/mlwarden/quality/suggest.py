@@ -272,7 +272,7 @@ class _Learner:
                 n = max(1, int(window_rows))
                 count = float(scipy_stats.binom.ppf(1.0 - NULL_TAIL, n, min(1.0, 1.5 * p)))
                 tolerance = min(1.0, max(2.0 * p, (count + 1.0) / n))
-                checks.append(NotNull(column=c, max_share=round(tolerance, 6), severity="warning"))
+                checks.append(NotNull(column=c, max_share=round(tolerance, 6)))
         return checks
 
     def _numeric(self, frame: pl.DataFrame, kinds: dict[str, Kind]) -> list[str]:

@@ -100,8 +100,11 @@ class Registry:
         if suite is None:
             # Labels arrive apart from the rows they label: the suite judges the rows only.
             targets = [c.name for c in schema if c.role is Role.TARGET]
-            suite = suggest_suite(
-                frame.drop(targets), timestamp=timestamp, entity=entity, tag=tag, id=id
+            suite = _allow_column(
+                suggest_suite(
+                    frame.drop(targets), timestamp=timestamp, entity=entity, tag=tag, id=id
+                ),
+                id if isinstance(id, str) else "id",
             )
         evaluators = fit_evaluators(
             frame,
@@ -180,3 +183,18 @@ class Registry:
             drift=Reference.from_bytes(load(model, record.version, DRIFT_REFERENCE)),
             evaluators=evaluators,
         )
+
+
+def _allow_column(suite: Suite, column: str) -> Suite:
+    """The suite with ``column`` (the row id the client adds) allowed in logged rows."""
+    from dataclasses import replace
+
+    from mlwarden.quality.schema import NoExtraColumns
+
+    checks = tuple(
+        replace(c, columns=(*c.columns, column))
+        if isinstance(c, NoExtraColumns) and column not in c.columns
+        else c
+        for c in suite.checks
+    )
+    return replace(suite, checks=checks)

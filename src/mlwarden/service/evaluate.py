@@ -50,6 +50,9 @@ if TYPE_CHECKING:
     from mlwarden.store.rowlog import RowLog
 
 _SERVICE_COLUMNS = (MODEL, DATE, MODEL_VERSION, INGESTED_AT, BATCH_ID)
+# The chance that a window without drift raises a drift alert (family-wise over the columns; the
+# segments share it). Windows are judged around the clock, so one in a hundred at most.
+DRIFT_ALPHA: Final = 0.01
 _WINDOW = "__window"
 
 
@@ -285,12 +288,13 @@ def _evaluate_window(
         )
     for dimension, score in validation.scores.items():
         metrics.append(MetricValue("quality_score", score, column=dimension))
-    metrics += _drift(store, window.id, reference.drift, features, target, "")
+    skip = {target, evaluators.prediction if evaluators and evaluators.score else None}
+    metrics += _drift(store, window.id, reference.drift, features, skip, "", DRIFT_ALPHA)
     if evaluators is not None:
         metrics += _multivariate(store, window.id, evaluators, features)
         metrics += _performance(store, window.id, evaluators.estimator, rows, "")
         if evaluators.segment is not None and evaluators.segment in rows.columns:
-            metrics += _segments(store, window.id, evaluators, rows, target)
+            metrics += _segments(store, window.id, evaluators, rows, target, skip)
     store.write_metrics(window.id, metrics)
     recorded = store.record_alerts(window.id, metrics)
     # Marked evaluated last: a crash before this point leaves the window pending.
@@ -372,16 +376,20 @@ def _drift(
     window_id: int,
     reference: Reference,
     rows: pl.DataFrame,
-    target: str | None,
+    skip: set[str | None],
     segment: str,
+    alpha: float,
 ) -> list[MetricValue]:
-    """Per-column drift against ``reference``; the window's profile and report are kept."""
+    """Per-column drift against ``reference``; the window's profile and report are kept.
+
+    ``skip`` holds the label (judged by performance) and, for a classifier with a score, its
+    thresholded prediction, whose drift the score's already shows."""
     from mlwarden.drift import compare
 
-    columns = [c for c in reference.profile.columns if c in rows.columns and c != target]
+    columns = [c for c in reference.profile.columns if c in rows.columns and c not in skip]
     if not columns or rows.height == 0:
         return []
-    report = compare(reference, rows.select(columns))
+    report = compare(reference, rows.select(columns), alpha=alpha)
     if not segment:
         current = report.current_profile
         assert current is not None
@@ -411,7 +419,9 @@ def _multivariate(
         store.save_details(window_id, "multivariate", {"error": str(exc)})
         return []
     store.save_details(window_id, "multivariate", result.to_dict())
-    return [MetricValue("drift.pca", result.statistic, lower=result.lower, upper=result.upper)]
+    # Upper bound only: windows that vary less than usual (one recipe all day) are normal in a
+    # plant, and flat signals are the quality suite's stuck checks.
+    return [MetricValue("drift.pca", result.statistic, upper=result.upper)]
 
 
 def _performance(
@@ -451,7 +461,12 @@ def _performance(
 
 
 def _segments(
-    store: Store, window_id: int, evaluators: Evaluators, rows: pl.DataFrame, target: str | None
+    store: Store,
+    window_id: int,
+    evaluators: Evaluators,
+    rows: pl.DataFrame,
+    target: str | None,
+    skip: set[str | None],
 ) -> list[MetricValue]:
     """Drift and performance of each known segment value, against that segment's reference."""
     column = evaluators.segment
@@ -464,7 +479,8 @@ def _segments(
             continue
         name = segment_name(column, value)
         features = part.drop(target) if target is not None and target in part else part
-        metrics += _drift(store, window_id, own.drift, features, target, name)
+        alpha = DRIFT_ALPHA / len(evaluators.segments)
+        metrics += _drift(store, window_id, own.drift, features, skip, name, alpha)
         metrics += _performance(store, window_id, own.estimator, part, name)
     return metrics
 

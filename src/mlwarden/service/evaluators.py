@@ -138,12 +138,14 @@ def fit_evaluators(
         and c.name not in (segment, id)
     ]
     evaluators = Evaluators(target=target, score=score, prediction=prediction, id=id)
-    evaluators.estimator = _estimator(frame, target, score, prediction, features, notes, "")
+    evaluators.estimator = _estimator(
+        frame, target, score, prediction, features, notes, "", window, timestamp
+    )
     evaluators.multivariate = _multivariate(frame, features, window, timestamp, notes)
     if segment is not None:
         evaluators.segment = segment
         evaluators.segments = _segments(
-            frame, segment, roles, evaluators.estimator, features, notes
+            frame, segment, roles, evaluators.estimator, features, notes, window, timestamp
         )
     evaluators.notes = tuple(notes)
     return evaluators
@@ -161,6 +163,8 @@ def _estimator(
     features: list[str],
     notes: list[str],
     where: str,
+    window: str,
+    timestamp: str | None,
 ) -> PerformanceEstimator | None:
     """CBPE for a binary classifier, DLE for a regressor; None (with a note) otherwise."""
     from mlwarden.performance.cbpe import CBPE
@@ -189,10 +193,13 @@ def _estimator(
         )
         return None
     try:
-        return estimator.fit(labelled)
+        estimator.fit(labelled)
     except MlwardenError as exc:
         notes.append(f"performance{where}: {exc}")
         return None
+    if timestamp is not None:
+        estimator.calibrate_windows(labelled.sort(timestamp), window=window, timestamp=timestamp)
+    return estimator
 
 
 def _multivariate(
@@ -223,6 +230,8 @@ def _segments(
     estimator: PerformanceEstimator | None,
     features: list[str],
     notes: list[str],
+    window: str,
+    timestamp: str | None,
 ) -> dict[str, SegmentEvaluators]:
     """A drift reference and an estimator per segment value with enough reference rows."""
     from mlwarden.drift import Reference
@@ -255,7 +264,9 @@ def _segments(
         drift = Reference.fit(part, roles={k: v for k, v in roles.items() if k in part.columns})
         own = None
         if estimator is not None:
-            own = _estimator(part, target, score, prediction, features, notes, f" ({name})")
+            own = _estimator(
+                part, target, score, prediction, features, notes, f" ({name})", window, timestamp
+            )
         out[str(value)] = SegmentEvaluators(drift=drift, estimator=own)
     return out
 

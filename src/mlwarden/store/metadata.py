@@ -760,8 +760,10 @@ class Store:
         """Replace the alerts of a window by the metrics of it that are outside their bounds.
 
         Alerts of one model that start together (same window start) are one incident: it is
-        opened with the first alert and reused when the window is evaluated again. Returns the
-        incident's id and whether it is new, or None when the window has no alert.
+        opened with the first alert and reused when the window is evaluated again. An alert
+        that continues one of the window just before (same metric, column and segment) belongs
+        to that window's incident: a fault that lasts a day is one incident, not six. Returns
+        the incident's id and whether it is new, or None when the window has no alert.
         """
         alerting = [m for m in metrics if m.alert]
         with self.session() as s:
@@ -773,22 +775,23 @@ class Store:
             s.execute(delete(AlertRow).where(AlertRow.window_id == window_id))
             if not alerting:
                 return None
-            incident = s.scalar(
+            incident = _continued_incident(s, window, alerting) or s.scalar(
                 select(IncidentRow).where(
                     IncidentRow.model_id == version.model_id,
                     IncidentRow.started_at == window.start,
                 )
             )
-            title = incident_title(alerting)
             new = incident is None
             if incident is None:
                 incident = IncidentRow(
-                    model_id=version.model_id, title=title, started_at=window.start
+                    model_id=version.model_id,
+                    title=incident_title(alerting),
+                    started_at=window.start,
                 )
                 s.add(incident)
                 s.flush()
-            else:
-                incident.title = title
+            elif incident.started_at == window.start:
+                incident.title = incident_title(alerting)
             s.add_all(
                 AlertRow(
                     model_id=version.model_id,
@@ -915,6 +918,29 @@ def _check_name(value: str, what: str) -> None:
             f"digit; got {value!r}.",
             parameter=what.replace(" ", "_"),
         )
+
+
+def _continued_incident(
+    s: Session, window: WindowRow, alerting: Sequence[MetricValue]
+) -> IncidentRow | None:
+    """The open incident of the version's window that ends where ``window`` starts, when one
+    of its alerts is one of ``alerting`` (same metric, column and segment)."""
+    keys = {(m.name, m.column, m.segment) for m in alerting}
+    previous = (
+        select(AlertRow.metric, AlertRow.column, AlertRow.segment, AlertRow.incident_id)
+        .join(WindowRow, WindowRow.id == AlertRow.window_id)
+        .where(
+            WindowRow.version_id == window.version_id,
+            WindowRow.end == window.start,
+            AlertRow.incident_id.is_not(None),
+        )
+    )
+    for metric, column, segment, incident_id in s.execute(previous):
+        if (metric, column, segment) in keys:
+            incident = s.get(IncidentRow, incident_id)
+            if incident is not None and incident.status == "open":
+                return incident
+    return None
 
 
 def incident_title(alerting: Sequence[MetricValue]) -> str:

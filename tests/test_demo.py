@@ -1,0 +1,110 @@
+"""The full-loop demo, run as a user runs it: every injected fault becomes an incident that names
+the faulty column, soon after the fault starts, with few false alarms; labels arrive two days
+late and realized performance follows them."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from mlwarden.cli import cli
+from mlwarden.demo import MODEL, START
+from mlwarden.store.metadata import Store
+
+# The longest a fault may go unnoticed: sensor faults within a window of four hours and the
+# evaluation after it; a slow drift within two days of its start.
+DEADLINES = {
+    "stuck_sensor": timedelta(hours=8),
+    "unit_change": timedelta(hours=8),
+    "null_column": timedelta(hours=8),
+    "gradual_drift": timedelta(days=2),
+}
+# Windows are judged at a 1 % false-alarm rate per test family; 180 windows, each with a family
+# per segment, leave a handful of false alarms in a month.
+MAX_FALSE_ALARMS = 10
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str, Path]:
+    out = tmp_path_factory.mktemp("demo")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "demo",
+            "--no-serve",
+            "--json",
+            str(out / "demo.json"),
+            "--out",
+            str(out),
+            "--port",
+            "0",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "demo.json").read_text()), result.output, out
+
+
+def test_every_injected_fault_is_detected_in_time(demo: tuple[dict[str, Any], str, Path]) -> None:
+    report, output, _ = demo
+    assert [f["kind"] for f in report["faults"]] == list(DEADLINES)
+    for detection in report["detections"]:
+        kind = detection["fault"]
+        assert detection["incident"] is not None, f"{kind} was not detected"
+        injected = datetime.fromisoformat(detection["injected_at"])
+        detected = datetime.fromisoformat(detection["detected_at"])
+        assert timedelta(0) < detected - injected <= DEADLINES[kind], kind
+        assert any(detection["column"] in metric for metric in detection["metrics"]), kind
+    assert "4 of 4 faults detected" in output
+
+
+def test_each_fault_is_named_by_the_check_that_fits_it(
+    demo: tuple[dict[str, Any], str, Path],
+) -> None:
+    report, _, _ = demo
+    fired = {d["fault"]: " ".join(d["metrics"]) for d in report["detections"]}
+    assert "stuck(pressure_bar)" in fired["stuck_sensor"]
+    assert "temperature_c" in fired["unit_change"]
+    assert "not_null(humidity_pct)" in fired["null_column"]
+    assert "drift" in fired["gradual_drift"]
+
+
+def test_false_alarms_are_few_and_reported(demo: tuple[dict[str, Any], str, Path]) -> None:
+    report, output, _ = demo
+    ids = {i["id"] for i in report["incidents"]}
+    assert set(report["false_alarms"]) <= ids
+    assert len(report["false_alarms"]) <= MAX_FALSE_ALARMS
+    assert f"{len(report['false_alarms'])} not explained by an injected fault" in output
+    for incident in report["incidents"]:
+        assert incident["metrics"], "every incident names its metrics"
+        assert incident["detected_at"] >= incident["started_at"]
+
+
+def test_labels_arrive_two_days_late_and_performance_follows(
+    demo: tuple[dict[str, Any], str, Path],
+) -> None:
+    _, _, out = demo
+    store = Store(f"sqlite:///{out / 'service' / 'mlwarden.db'}")
+    windows = store.windows(MODEL)
+    assert len(windows) == 180, "30 days of 4-hour windows"
+    end = START + timedelta(days=30)
+    for window in windows:
+        if window.end <= end - timedelta(days=2):
+            assert window.n_labelled == window.n_rows, "labelled two days later"
+        else:
+            assert window.n_labelled == 0, "the lab has not reported yet"
+    realized = store.metric_series(MODEL, "performance.roc_auc.realized", segment="")
+    estimated = store.metric_series(MODEL, "performance.roc_auc", segment="")
+    assert estimated.height == 180
+    labelled = {w.start for w in windows if w.n_labelled}
+    assert set(realized["window_start"]) <= labelled
+    # ROC AUC is undefined in a window without a single defect
+    assert realized.height >= 0.9 * len(labelled)
+    assert store.metric_series(MODEL, "drift.pca").height == 180
+    segments = set(store.metric_series(MODEL, "performance.roc_auc")["segment"])
+    assert segments == {"", "line=L1", "line=L2", "line=L3"}
+    store.close()
