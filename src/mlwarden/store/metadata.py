@@ -26,7 +26,7 @@ import re
 import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -61,6 +61,7 @@ DATA_DIR_ENV: Final = "MLWARDEN_DATA_DIR"
 DEFAULT_DATA_DIR: Final = Path(".mlwarden")
 _NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
 Scope = Literal["read", "write"]
+TOKEN_USE_RESOLUTION: Final = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -679,7 +680,11 @@ class Store:
                 return None
             if scope == "write" and row.scope != "write":
                 return None
-            row.last_used_at = utcnow()
+            now = utcnow()
+            # Kept to the minute: a write per request would queue every ingest behind the
+            # evaluation's transactions on SQLite.
+            if row.last_used_at is None or now - row.last_used_at > TOKEN_USE_RESOLUTION:
+                row.last_used_at = now
             return _token(row)
 
     def tokens(self) -> list[TokenRecord]:
