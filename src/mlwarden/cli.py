@@ -418,13 +418,7 @@ _DATABASE = click.option(
 
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8765,
-    show_default=True,
-    help="Port of the demo server (another free one when taken; 0: any).",
-)
+@click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
 @click.option("--public-read", is_flag=True, help="Serve reads without a token.")
 @click.option(
     "--evaluate-every",
@@ -433,8 +427,23 @@ _DATABASE = click.option(
     show_default=True,
     help="Seconds between evaluation rounds of every model.",
 )
-@click.option("--window", default="1h", show_default=True, help="Window of the evaluation.")
+@click.option(
+    "--window", help="Window of the evaluation (default: each version's, from registration)."
+)
 @click.option("--notify", "channels", multiple=True, metavar="SPEC", help="Alert channel.")
+@click.option(
+    "--keep-days",
+    type=click.IntRange(min=1),
+    help="Keep logged rows and labels this many days (default: forever); windows, their "
+    "profiles and metrics are kept.",
+)
+@click.option(
+    "--retention",
+    type=click.Choice(["delete", "compact"]),
+    default="delete",
+    show_default=True,
+    help="What happens to older days: deleted, or compacted into one file per day.",
+)
 @_DATA_DIR
 @_DATABASE
 @_friendly_errors
@@ -443,8 +452,10 @@ def serve_command(
     port: int,
     public_read: bool,
     evaluate_every: float,
-    window: str,
+    window: str | None,
     channels: tuple[str, ...],
+    keep_days: int | None,
+    retention: str,
     data_dir: Path | None,
     database_url: str | None,
 ) -> None:
@@ -460,6 +471,8 @@ def serve_command(
         evaluate_every=evaluate_every,
         window=window,
         channels=channels,
+        keep_days=keep_days,
+        retention=retention,
     )
     click.echo(
         f"mlwarden {__version__} serving on http://{host}:{port} (data in {settings.data_dir})"
@@ -580,7 +593,7 @@ def register_command(
     show_default=True,
     help="Version or alias to evaluate.",
 )
-@click.option("--window", default="1h", show_default=True, help="Window duration.")
+@click.option("--window", help="Window duration (default: the version's, from registration).")
 @click.option(
     "--notify",
     "channels",
@@ -600,7 +613,7 @@ def register_command(
 def evaluate_command(
     model: str,
     version: str,
-    window: str,
+    window: str | None,
     channels: tuple[str, ...],
     force: bool,
     data_dir: Path | None,

@@ -143,6 +143,7 @@ class DemoResult:
                 {
                     **incident,
                     "started_at": when(incident["started_at"]),
+                    "ended_at": when(incident.get("ended_at")),
                     "detected_at": when(incident.get("detected_at")),
                 }
                 for incident in self.incidents

@@ -176,3 +176,28 @@ def test_a_late_row_evaluates_its_window_again(tmp_path: Path) -> None:
     again = evaluate(store, log, "line", "1", now=now)
     assert [o.window.id for o in again] == [first[-1].window.id]
     assert again[0].window.n_rows == first[-1].window.n_rows + 1
+
+
+def test_retention_removes_old_rows_but_keeps_windows_and_metrics(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from mlwarden.service.scheduler import Scheduler
+
+    store = Store(f"sqlite:///{tmp_path / 'mlwarden.db'}")
+    log = RowLog(tmp_path / "log")
+    reference = production_line(10_000, seed=1)
+    Registry(store).register("line", "1", reference, timestamp="timestamp")
+    now = datetime.now(UTC)
+    old = production_line(720, seed=2, start=now - timedelta(days=10))
+    recent = production_line(720, seed=3, start=now - timedelta(hours=3))
+    log.append("line", "1", pl.concat([old, recent]), batch_id="b")
+    scheduler = Scheduler(store, log, every=60, window="1h", keep_days=2)
+    assert scheduler.run_once() >= 3
+    assert log.stats("line").rows == recent.height, "the old day was deleted after evaluation"
+    evaluated = store.windows("line")
+    assert any(w.start < now - timedelta(days=9) for w in evaluated), "its windows are kept"
+    kept = store.metric_series("line", "quality_score", column="overall")
+    assert kept.height == len(evaluated)
+    oldest = min(evaluated, key=lambda w: w.start)
+    assert "profile" in store.details(oldest.id), "with their profiles"
+    assert scheduler.run_once() == 0, "nothing left to evaluate again"

@@ -188,15 +188,26 @@ def test_an_alert_that_goes_on_stays_in_its_incident(store: Store) -> None:
     assert first is not None
     assert second == (first[0], False), "a continuing alert joins the open incident"
     assert third == (first[0], False)
-    assert store.record_alerts(hours[3].id, []) is None
-    fourth = store.record_alerts(hours[3].id, [stuck])  # after a quiet hour: a new incident
-    assert fourth is not None
-    assert fourth[1]
-    assert fourth[0] != first[0]
+    assert store.record_alerts(hours[3].id, []) is None  # a quiet hour closes it
+    assert store.close_quiet_incidents("m", hours[3].start) == 1
     assert store.record_alerts(hours[1].id, [stuck, drift]) == second, "evaluated again"
     incidents = store.incidents("m")
-    assert [i["alerts"] for i in incidents] == [4, 1]
+    assert [(i["status"], i["ended_at"]) for i in incidents] == [("closed", hours[3].start)]
     assert incidents[0]["title"] == "quality stuck(pressure_bar)"
+    # late rows make the quiet hour alert after all: the incident goes on, open again
+    assert store.record_alerts(hours[3].id, [drift]) == (first[0], False)
+    assert store.incidents("m")[0]["status"] == "open"
+    # after a quiet hour that stays quiet, the same alert is a new incident
+    assert store.record_alerts(hours[3].id, []) is None
+    assert store.close_quiet_incidents("m", hours[3].start) == 1
+    later = store.upsert_window(
+        "m", "1", T0 + timedelta(hours=5), T0 + timedelta(hours=6), n_rows=9
+    )
+    fifth = store.record_alerts(later.id, [stuck])
+    assert fifth is not None
+    assert fifth[1]
+    assert fifth[0] != first[0]
+    assert [i["alerts"] for i in store.incidents("m")] == [4, 1]
 
 
 def test_tokens_are_stored_hashed_and_scoped(store: Store) -> None:

@@ -125,6 +125,7 @@ class Registry:
             "suite_checks": len(suite.checks),
             "suite_false_failure_rate": suite.meta.get("false_failure_rate"),
             "roles": {c.name: c.role.value for c in schema},
+            "window": window,
             "evaluators": evaluators.summary(),
         }
         return self.store.create_version(

@@ -13,11 +13,13 @@ import os
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 import polars as pl
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -29,6 +31,7 @@ from mlwarden.exceptions import (
     NotFoundError,
     StoreError,
 )
+from mlwarden.server.dashboard import router as dashboard_router
 from mlwarden.store.metadata import DATA_DIR_ENV, DEFAULT_DATA_DIR, Scope, Store, TokenRecord
 from mlwarden.store.rowlog import RowLog
 
@@ -51,8 +54,12 @@ class Settings:
         max_rows: more rows in one batch are refused (413).
         evaluate_every: seconds between evaluation rounds of every model (None: no schedule;
             ``mlwarden evaluate`` from cron instead).
-        window: the window of the scheduled evaluation.
+        window: the window of the scheduled evaluation (default: each version's own, given
+            when it was registered).
         channels: alert channels for new incidents (``"log"``, ``"webhook+URL"``, ...).
+        keep_days: logged rows and labels older than this many days are removed (``retention``
+            ``"delete"``) or compacted (``"compact"``) after each evaluation round; None keeps
+            them. Windows, their profiles and metrics stay in the metadata store.
     """
 
     data_dir: Path = field(
@@ -63,8 +70,10 @@ class Settings:
     max_request_bytes: int = 64 * 1024 * 1024
     max_rows: int = 1_000_000
     evaluate_every: float | None = None
-    window: str = "1h"
+    window: str | None = None
     channels: tuple[str, ...] = ()
+    keep_days: int | None = None
+    retention: Literal["delete", "compact"] = "delete"
 
     def store(self) -> Store:
         url = self.database_url or os.environ.get("MLWARDEN_DATABASE_URL")
@@ -151,6 +160,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 every=settings.evaluate_every,
                 window=settings.window,
                 notify=dispatcher,
+                keep_days=settings.keep_days,
+                retention=settings.retention,
             ).start()
         app.state.scheduler = scheduler
         yield
@@ -167,6 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.include_router(dashboard_router)
 
     @app.exception_handler(MlwardenError)
     async def _mlwarden_error(request: Request, exc: MlwardenError) -> JSONResponse:
@@ -252,16 +264,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stream (``Idempotency-Key`` header as batch id)."""
         store: Store = request.app.state.store
         # A known model and version (or alias: rows are filed under the version it points at).
-        version = store.resolve(model, version).version
+        version = (await run_in_threadpool(store.resolve, model, version)).version
         body = await _body(request, settings.max_request_bytes)
-        frame, batch_id, timestamp = _rows(request, body, idempotency_key, timestamp_column)
+        # Parsing, writing and syncing run off the event loop, so batches arriving together
+        # are stored side by side and the loop keeps answering.
+        frame, batch_id, timestamp = await run_in_threadpool(
+            _rows, request, body, idempotency_key, timestamp_column
+        )
         if frame.height > settings.max_rows:
             raise HTTPException(
                 413, f"A batch holds at most {settings.max_rows:,} rows; got {frame.height:,}."
             )
         rowlog: RowLog = request.app.state.rowlog
-        written = rowlog.append(model, version, frame, batch_id=batch_id, timestamp=timestamp)
-        new = store.record_batch(model, batch_id, frame.height)
+        written = await run_in_threadpool(
+            partial(rowlog.append, model, version, frame, batch_id=batch_id, timestamp=timestamp)
+        )
+        new = await run_in_threadpool(store.record_batch, model, batch_id, frame.height)
         return Stored(batch_id=batch_id, rows=frame.height, duplicate=not new and written == 0)
 
     @app.post(f"{API}/models/{{model}}/labels", tags=["ingest"], response_model=Stored)

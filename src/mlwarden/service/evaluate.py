@@ -73,7 +73,7 @@ def evaluate(
     model: str,
     version: str = "production",
     *,
-    window: str = "1h",
+    window: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
     now: datetime | None = None,
@@ -81,7 +81,8 @@ def evaluate(
     force: bool = False,
 ) -> list[WindowOutcome]:
     """Evaluate the closed windows of ``model``'s ``version`` (or alias) between ``start`` and
-    ``end`` that are new or changed (all of them with ``force``); return one outcome per
+    ``end`` that are new or changed (all of them with ``force``), in windows of ``window`` (by
+    default the window the version was registered with, else one hour); return one outcome per
     evaluated window, oldest first. A new incident is handed to ``notify`` (a
     :class:`~mlwarden.react.Dispatcher`), which delivers it in the background.
 
@@ -106,6 +107,7 @@ def evaluate(
     now = now or datetime.now(UTC)
     reference = _reference(store, model, version)
     record = reference.version
+    window = window or record.meta.get("window") or "1h"
     timestamp = reference.suite.timestamp or "timestamp"
     evaluators = reference.evaluators
     id_column = evaluators.id if evaluators is not None else "id"
@@ -297,6 +299,7 @@ def _evaluate_window(
             metrics += _segments(store, window.id, evaluators, rows, target, skip)
     store.write_metrics(window.id, metrics)
     recorded = store.record_alerts(window.id, metrics)
+    store.close_quiet_incidents(record.model, start)
     # Marked evaluated last: a crash before this point leaves the window pending.
     window = store.upsert_window(
         record.model,

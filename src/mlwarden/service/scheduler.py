@@ -1,6 +1,7 @@
 """The evaluation schedule inside ``mlwarden serve``: every few minutes, the closed windows of
 every model's production version (or its newest version when it has no ``production`` alias)
-are evaluated; new incidents go to the alert channels.
+are evaluated; new incidents go to the alert channels. With ``keep_days``, logged rows and
+labels older than that are then deleted or compacted (windows, profiles and metrics stay).
 
 A failing model is logged and skipped; the schedule never stops the server.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from mlwarden.exceptions import MlwardenError
 
@@ -30,14 +31,18 @@ class Scheduler:
         rowlog: RowLog,
         *,
         every: float,
-        window: str = "1h",
+        window: str | None = None,
         notify: Dispatcher | None = None,
+        keep_days: int | None = None,
+        retention: Literal["delete", "compact"] = "delete",
     ) -> None:
         self.store = store
         self.rowlog = rowlog
         self.every = every
         self.window = window
         self.notify = notify
+        self.keep_days = keep_days
+        self.retention: Literal["delete", "compact"] = retention
         self.rounds = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mlwarden-evaluate", daemon=True)
@@ -74,6 +79,12 @@ class Scheduler:
                 )
             except (MlwardenError, OSError) as exc:
                 LOGGER.warning("Evaluating %s %s failed: %s", model.name, version, exc)
+                continue
+            if self.keep_days is not None:  # after the evaluation: no window loses unseen rows
+                try:
+                    self.rowlog.retain(model.name, keep_days=self.keep_days, mode=self.retention)
+                except (MlwardenError, OSError) as exc:
+                    LOGGER.warning("Retention of %s failed: %s", model.name, exc)
         return windows
 
     def _run(self) -> None:

@@ -721,6 +721,30 @@ class Store:
 
     # -- alerts and incidents ------------------------------------------------------------------
 
+    def close_quiet_incidents(self, model: str, quiet_since: datetime) -> int:
+        """Close the model's open incidents without an alert from ``quiet_since`` on (a window
+        starting then was evaluated without continuing them); returns how many were closed."""
+        quiet_since = _utc(quiet_since, "quiet_since")
+        with self.session() as s:
+            m = _model_row(s, model)
+            latest = (
+                select(func.max(AlertRow.started_at))
+                .where(AlertRow.incident_id == IncidentRow.id)
+                .scalar_subquery()
+            )
+            rows = s.scalars(
+                select(IncidentRow).where(
+                    IncidentRow.model_id == m.id,
+                    IncidentRow.status == "open",
+                    IncidentRow.started_at < quiet_since,
+                    latest < quiet_since,
+                )
+            ).all()
+            for row in rows:
+                row.status = "closed"
+                row.ended_at = quiet_since
+            return len(rows)
+
     def open_incident(self, model: str, title: str, started_at: datetime) -> int:
         with self.session() as s:
             m = _model_row(s, model)
@@ -837,6 +861,7 @@ class Store:
                     "title": r.title,
                     "status": r.status,
                     "started_at": r.started_at,
+                    "ended_at": r.ended_at,
                     "alerts": int(counts.get(r.id, 0)),
                 }
                 for r in rows
@@ -928,8 +953,9 @@ def _check_name(value: str, what: str) -> None:
 def _continued_incident(
     s: Session, window: WindowRow, alerting: Sequence[MetricValue]
 ) -> IncidentRow | None:
-    """The open incident of the version's window that ends where ``window`` starts, when one
-    of its alerts is one of ``alerting`` (same metric, column and segment)."""
+    """The incident of the version's window that ends where ``window`` starts, when one of its
+    alerts is one of ``alerting`` (same metric, column and segment) and it is open or was
+    closed by this very window."""
     keys = {(m.name, m.column, m.segment) for m in alerting}
     previous = (
         select(AlertRow.metric, AlertRow.column, AlertRow.segment, AlertRow.incident_id)
@@ -943,7 +969,14 @@ def _continued_incident(
     for metric, column, segment, incident_id in s.execute(previous):
         if (metric, column, segment) in keys:
             incident = s.get(IncidentRow, incident_id)
-            if incident is not None and incident.status == "open":
+            if incident is None:
+                continue
+            if incident.status == "open":
+                return incident
+            # Closed when this window looked quiet; evaluated again (late rows), it goes on.
+            if incident.ended_at is not None and window.start <= incident.ended_at:
+                if window.start == incident.ended_at:
+                    incident.status, incident.ended_at = "open", None
                 return incident
     return None
 

@@ -202,7 +202,11 @@ class IncidentRow(Base):
 
 class AlertRow(Base):
     __tablename__ = "alerts"
-    __table_args__ = (Index("ix_alerts_model_started", "model_id", "started_at"),)
+    __table_args__ = (
+        Index("ix_alerts_model_started", "model_id", "started_at"),
+        Index("ix_alerts_window", "window_id"),
+        Index("ix_alerts_incident", "incident_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))

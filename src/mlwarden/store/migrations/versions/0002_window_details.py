@@ -1,5 +1,5 @@
 """Window details: the profile of each evaluated window and its drift, performance and
-multivariate results, for the dashboard's drill-down.
+multivariate results, for the dashboard's drill-down; alerts indexed by window and incident.
 
 Revision ID: 0002
 Revises: 0001
@@ -29,7 +29,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("window_id", "kind", name="uq_window_detail"),
     )
+    with op.batch_alter_table("alerts", schema=None) as batch_op:
+        batch_op.create_index("ix_alerts_window", ["window_id"], unique=False)
+        batch_op.create_index("ix_alerts_incident", ["incident_id"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("alerts", schema=None) as batch_op:
+        batch_op.drop_index("ix_alerts_incident")
+        batch_op.drop_index("ix_alerts_window")
     op.drop_table("window_details")
