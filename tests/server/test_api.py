@@ -209,3 +209,55 @@ def test_prometheus_gets_the_newest_value_of_each_metric(
     assert f"mlwarden_metric_value{{{labels}}} 0.3" in lines
     assert f"mlwarden_metric_alert{{{labels}}} 1.0" in lines
     assert f"mlwarden_metric_upper{{{labels}}} 0.01" in lines
+
+
+def test_windows_validations_alerts_and_incidents_are_queryable(tmp_path: Path) -> None:
+    from mlwarden.datasets import StuckSensor, production_line
+    from mlwarden.registry import Registry
+    from mlwarden.service import evaluate
+
+    settings = Settings(data_dir=tmp_path)
+    store = settings.store()
+    reference = production_line(10_000, seed=1)
+    Registry(store).register(
+        "line", "1", reference, timestamp="timestamp", roles={"defect": "target"}
+    )
+    later = production_line(
+        1_080,
+        seed=2,
+        start=reference["timestamp"].max() + timedelta(seconds=10),
+        faults=[StuckSensor(column="pressure_bar", start_row=400, n_rows=300)],
+    ).with_columns(pl.int_range(pl.len()).cast(pl.String).alias("id"))
+    RowLog(tmp_path / "log").append("line", "1", later.drop("defect"), batch_id="b")
+    outcomes = evaluate(
+        store,
+        RowLog(tmp_path / "log"),
+        "line",
+        "1",
+        now=later["timestamp"].max() + timedelta(hours=2),
+    )
+    token = store.create_token("ui", "read")
+    with TestClient(create_app(settings)) as client:
+        windows = client.get(f"{API}/models/line/windows", headers=auth(token)).json()
+        assert [w["id"] for w in windows] == [o.window.id for o in outcomes]
+        assert windows[0]["n_rows"] == outcomes[0].window.n_rows
+        stuck = next(o for o in outcomes if o.alerts)
+        detail = client.get(f"{API}/models/line/windows/{stuck.window.id}", headers=auth(token))
+        doc = detail.json()
+        assert doc["validation"]["passed"] is False
+        assert {"drift", "performance", "multivariate"} <= set(doc)
+        assert "profile" not in doc, "binary profiles stay on the server"
+        assert any(m["alert"] and m["column"] == "stuck(pressure_bar)" for m in doc["metrics"])
+        alerts = client.get(f"{API}/models/line/alerts", headers=auth(token)).json()
+        assert "stuck(pressure_bar)" in {a["column"] for a in alerts}
+        incidents = client.get(f"{API}/models/line/incidents", headers=auth(token)).json()
+        assert incidents
+        assert {i["status"] for i in incidents} <= {"open", "closed"}
+        assert (
+            client.get(f"{API}/models/line/windows/999999", headers=auth(token)).status_code == 404
+        )
+        too_many = client.get(f"{API}/models/line/alerts?limit=0", headers=auth(token))
+        assert too_many.status_code == 422
+        assert "limit" in too_many.text
+        assert client.get(f"{API}/models/line/incidents").status_code == 401
+    store.close()

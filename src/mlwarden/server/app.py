@@ -32,7 +32,14 @@ from mlwarden.exceptions import (
     StoreError,
 )
 from mlwarden.server.dashboard import router as dashboard_router
-from mlwarden.store.metadata import DATA_DIR_ENV, DEFAULT_DATA_DIR, Scope, Store, TokenRecord
+from mlwarden.store.metadata import (
+    DATA_DIR_ENV,
+    DEFAULT_DATA_DIR,
+    Scope,
+    Store,
+    TokenRecord,
+    WindowRecord,
+)
 from mlwarden.store.rowlog import RowLog
 
 if TYPE_CHECKING:
@@ -233,9 +240,65 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         series = request.app.state.store.metric_series(
             model, name, version=version, column=column, segment=segment, start=start, end=end
         )
+        return _records(series)
+
+    @app.get(f"{API}/models/{{model}}/windows", tags=["windows"])
+    def windows(
+        request: Request,
+        model: str,
+        _: ReadToken,
+        version: str | None = None,
+        start: Annotated[datetime | None, Query()] = None,
+        end: Annotated[datetime | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000,
+    ) -> list[dict[str, Any]]:
+        """A model's evaluated windows starting in [start, end), newest ``limit``, oldest first."""
+        found = request.app.state.store.windows(model, version, start=start, end=end)
+        return [_window_doc(w) for w in found[-limit:]]
+
+    @app.get(f"{API}/models/{{model}}/windows/{{window_id}}", tags=["windows"])
+    def window(request: Request, model: str, window_id: int, _: ReadToken) -> dict[str, Any]:
+        """One window: its metrics, its quality validation, and its drift, multivariate and
+        performance results."""
+        store: Store = request.app.state.store
+        record = store.window(window_id)
+        if record.model != model:
+            raise NotFoundError(f"Model '{model}' has no window {window_id}.", what="window")
+        details = store.details(window_id)
+        return {
+            **_window_doc(record),
+            "metrics": [
+                {
+                    "name": m.name,
+                    "column": m.column,
+                    "segment": m.segment,
+                    "value": m.value,
+                    "lower": m.lower,
+                    "upper": m.upper,
+                    "alert": m.alert,
+                }
+                for m in store.window_metrics(window_id)
+            ],
+            "validation": store.validation(window_id),
+            **{kind: result for kind, (result, _) in details.items() if kind != "profile"},
+        }
+
+    @app.get(f"{API}/models/{{model}}/alerts", tags=["alerts"])
+    def alerts(
+        request: Request,
+        model: str,
+        _: ReadToken,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000,
+    ) -> list[dict[str, Any]]:
+        """A model's newest ``limit`` alerts, oldest first."""
+        return _records(request.app.state.store.alerts(model).tail(limit))
+
+    @app.get(f"{API}/models/{{model}}/incidents", tags=["alerts"])
+    def incidents(request: Request, model: str, _: ReadToken) -> list[dict[str, Any]]:
+        """A model's incidents, oldest first, with their status and number of alerts."""
         return [
-            {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
-            for row in series.iter_rows(named=True)
+            {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in i.items()}
+            for i in request.app.state.store.incidents(model)
         ]
 
     @app.post(
@@ -382,6 +445,25 @@ def _frame(records: list[dict[str, Any]], where: str, timestamp: str) -> pl.Data
                     column=column,
                 ) from exc
     return frame
+
+
+def _records(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+        for row in frame.iter_rows(named=True)
+    ]
+
+
+def _window_doc(window: WindowRecord) -> dict[str, Any]:
+    return {
+        "id": window.id,
+        "version": window.version,
+        "start": window.start.isoformat(),
+        "end": window.end.isoformat(),
+        "n_rows": window.n_rows,
+        "n_labelled": window.n_labelled,
+        "evaluated_at": None if window.evaluated_at is None else window.evaluated_at.isoformat(),
+    }
 
 
 def _model_doc(store: Store, model: str) -> dict[str, Any]:
