@@ -318,6 +318,59 @@ def suggest_command(
         click.echo(f"  {label}: failed in {n} held-out window(s)")
 
 
+@cli.command("slices")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.argument("outcome")
+@click.option("--column", "columns", multiple=True, help="Column to search (default: all).")
+@click.option("--bins", type=click.IntRange(2, 100), default=5, show_default=True)
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05)
+@click.option("--no-pairs", is_flag=True, help="Single slices only.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False))
+@_friendly_errors
+def slices_command(
+    data: Path,
+    outcome: str,
+    columns: tuple[str, ...],
+    bins: int,
+    alpha: float,
+    no_pairs: bool,
+    json_path: Path | None,
+) -> None:
+    """Find where OUTCOME (a per-row error, flag or 0/1 membership; higher is worse) is
+    concentrated in DATA: categories, numeric ranges and pairs of them, each tested against the
+    rest of the data (false-discovery rate ALPHA)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mlwarden.diagnosis import slice_search
+
+    report = slice_search(
+        data, outcome, columns=list(columns) or None, bins=bins, alpha=alpha, pairs=not no_pairs
+    )
+    console = Console()
+    if not report.slices:
+        console.print(
+            f"No slice of the {report.n_rows:,} rows has a significantly higher '{outcome}' "
+            f"({report.n_tested:,} slices tested, mean {report.overall_mean:.4g})."
+        )
+    else:
+        table = Table(title=f"Where '{outcome}' is concentrated (mean {report.overall_mean:.4g})")
+        for name in ("slice", "rows", "share", "mean", "rest", "q-value"):
+            table.add_column(name, justify="left" if name == "slice" else "right")
+        for found in report.slices:
+            table.add_row(
+                found.description,
+                f"{found.n:,}",
+                f"{found.share:.1%}",
+                f"{found.mean:.4g}",
+                f"{found.rest_mean:.4g}",
+                f"{found.q_value:.2g}",
+            )
+        console.print(table)
+    if json_path is not None:
+        _write_json(json_path, report.to_dict())
+
+
 @cli.command("check")
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option(
