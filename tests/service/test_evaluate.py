@@ -201,3 +201,66 @@ def test_retention_removes_old_rows_but_keeps_windows_and_metrics(tmp_path: Path
     oldest = min(evaluated, key=lambda w: w.start)
     assert "profile" in store.details(oldest.id), "with their profiles"
     assert scheduler.run_once() == 0, "nothing left to evaluate again"
+
+
+def test_a_false_alarm_marked_through_the_api_quiets_that_metric(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from mlwarden.server import Settings, create_app
+
+    settings = Settings(data_dir=tmp_path)
+    store = settings.store()
+    log = RowLog(tmp_path / "log")
+    reference = production_line(10_000, seed=1)
+    Registry(store).register("line", "1", reference, timestamp="timestamp")
+    later = production_line(
+        1_080,
+        seed=2,
+        start=reference["timestamp"].max() + timedelta(seconds=10),
+        faults=[StuckSensor(column="pressure_bar", start_row=400, n_rows=300)],
+    )
+    log.append("line", "1", later, batch_id="b")
+    now = later["timestamp"].max() + timedelta(hours=2)
+    evaluate(store, log, "line", "1", now=now)
+    stuck = store.alerts("line").filter(pl.col("column") == "stuck(pressure_bar)")
+    assert stuck.height >= 1
+    token = store.create_token("ops", "write")
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(settings)) as client:
+        api = "/api/v1/models/line"
+        reply = client.post(
+            f"{api}/alerts/{stuck['id'][0]}/feedback",
+            json={"true_alarm": False, "by": "ana", "comment": "sensor under maintenance"},
+            headers=headers,
+        )
+        assert reply.status_code == 200, reply.text
+        feedback = reply.json()
+        assert feedback["upper"] > 0
+        assert client.post(f"{api}/alerts/1/feedback", json={}, headers=headers).status_code == 422
+        assert (
+            client.post(
+                f"{api}/alerts/999999/feedback", json={"true_alarm": True}, headers=headers
+            ).status_code
+            == 404
+        )
+        assert (
+            client.post(
+                f"{api}/alerts/{stuck['id'][0]}/feedback", json={"true_alarm": True}
+            ).status_code
+            == 401
+        )
+
+        evaluate(store, log, "line", "1", now=now, force=True)
+        quiet = store.alerts("line").filter(pl.col("column") == "stuck(pressure_bar)")
+        assert quiet.height == 0, "the metric marked a false alarm no longer alerts"
+
+        assert (
+            client.delete(f"{api}/feedback/{feedback['id']}?by=ana", headers=headers).status_code
+            == 200
+        )
+        evaluate(store, log, "line", "1", now=now, force=True)
+        again = store.alerts("line").filter(pl.col("column") == "stuck(pressure_bar)")
+        assert again.height == stuck.height, "reverted: it alerts again"
+        history = client.get(f"{api}/feedback", headers=headers).json()
+        assert [f["active"] for f in history] == [False]
+    store.close()

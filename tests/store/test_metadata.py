@@ -19,7 +19,7 @@ T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
 
 def test_migrations_build_exactly_the_declared_tables(store: Store) -> None:
-    assert store.revision() == "0002"
+    assert store.revision() == "0003"
     store.migrate()  # a second upgrade is a no-op
     with store.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
@@ -208,6 +208,37 @@ def test_an_alert_that_goes_on_stays_in_its_incident(store: Store) -> None:
     assert fifth[1]
     assert fifth[0] != first[0]
     assert [i["alerts"] for i in store.incidents("m")] == [4, 1]
+
+
+def test_a_false_alarm_widens_its_bound_until_reverted(store: Store) -> None:
+    store.create_model("m")
+    store.create_version("m", "1")
+    w = store.upsert_window("m", "1", T0, T0 + timedelta(hours=1), n_rows=9)
+    high = MetricValue("drift.ks", 0.30, upper=0.20, column="temperature_c")
+    low = MetricValue("performance.roc_auc", 0.60, lower=0.70, upper=1.0)
+    store.record_alerts(w.id, [high, low])
+    alerts = store.alerts("m").sort("metric")
+    ks_alert, auc_alert = alerts["id"].to_list()
+    false = store.mark_alert(ks_alert, true_alarm=False, by="ana", comment="line restart")
+    assert false.upper == pytest.approx(0.31), "just beyond the value: 0.30 + 10 % of 0.10"
+    assert false.lower is None
+    true = store.mark_alert(auc_alert, true_alarm=True, by="ana")
+    assert (true.lower, true.upper) == (None, None)
+    assert store.widened_bounds("m") == {
+        ("drift.ks", "temperature_c", ""): (None, pytest.approx(0.31))
+    }
+    assert set(store.alerts("m")["status"]) == {"false_alarm", "confirmed"}
+    wider = store.mark_alert(
+        ks_alert, true_alarm=False, margin=1.0
+    )  # a second verdict: the widest applies
+    assert store.widened_bounds("m")[("drift.ks", "temperature_c", "")][1] == pytest.approx(0.40)
+    store.revert_feedback(wider.id, by="ana")
+    assert store.widened_bounds("m")[("drift.ks", "temperature_c", "")][1] == pytest.approx(0.31)
+    store.revert_feedback(false.id)
+    assert store.widened_bounds("m") == {}
+    assert [f.active for f in store.feedback("m")] == [False, True, False]
+    with pytest.raises(NotFoundError, match="No alert with id"):
+        store.mark_alert(999_999, true_alarm=False)
 
 
 def test_tokens_are_stored_hashed_and_scoped(store: Store) -> None:

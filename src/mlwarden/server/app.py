@@ -35,6 +35,7 @@ from mlwarden.server.dashboard import router as dashboard_router
 from mlwarden.store.metadata import (
     DATA_DIR_ENV,
     DEFAULT_DATA_DIR,
+    AlertFeedback,
     Scope,
     Store,
     TokenRecord,
@@ -102,6 +103,14 @@ class LabelsBatch(BaseModel):
     id: str = Field(default="id", min_length=1, max_length=200)
     timestamp: str = Field(default="timestamp", min_length=1, max_length=200)
     labels: list[dict[str, Any]] = Field(min_length=1)
+
+
+class AlertVerdict(BaseModel):
+    """A person's verdict on an alert."""
+
+    true_alarm: bool
+    by: str = Field(default="", max_length=200)
+    comment: str = Field(default="", max_length=2_000)
 
 
 class Stored(BaseModel):
@@ -293,6 +302,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """A model's newest ``limit`` alerts, oldest first."""
         return _records(request.app.state.store.alerts(model).tail(limit))
 
+    @app.post(f"{API}/models/{{model}}/alerts/{{alert_id}}/feedback", tags=["alerts"])
+    def alert_feedback(
+        request: Request, model: str, alert_id: int, verdict: AlertVerdict, _: WriteToken
+    ) -> dict[str, Any]:
+        """Mark an alert as a true or a false alarm. A false alarm widens that metric's bounds
+        to beyond its value for every later evaluation, until reverted."""
+        store: Store = request.app.state.store
+        if alert_id not in set(store.alerts(model)["id"].to_list()):
+            raise NotFoundError(f"Model '{model}' has no alert {alert_id}.", what="alert")
+        record = store.mark_alert(
+            alert_id, true_alarm=verdict.true_alarm, by=verdict.by, comment=verdict.comment
+        )
+        return _feedback_doc(record)
+
+    @app.get(f"{API}/models/{{model}}/feedback", tags=["alerts"])
+    def list_feedback(request: Request, model: str, _: ReadToken) -> list[dict[str, Any]]:
+        """Every verdict on the model's alerts, reverted ones included."""
+        return [_feedback_doc(f) for f in request.app.state.store.feedback(model)]
+
+    @app.delete(f"{API}/models/{{model}}/feedback/{{feedback_id}}", tags=["alerts"])
+    def revert_feedback(
+        request: Request, model: str, feedback_id: int, _: WriteToken, by: str = ""
+    ) -> dict[str, Any]:
+        """Take a verdict back: a false alarm's widened bounds stop applying."""
+        store: Store = request.app.state.store
+        if feedback_id not in {f.id for f in store.feedback(model)}:
+            raise NotFoundError(f"Model '{model}' has no feedback {feedback_id}.", what="feedback")
+        return _feedback_doc(store.revert_feedback(feedback_id, by=by[:200]))
+
     @app.get(f"{API}/models/{{model}}/incidents", tags=["alerts"])
     def incidents(request: Request, model: str, _: ReadToken) -> list[dict[str, Any]]:
         """A model's incidents, oldest first, with their status and number of alerts."""
@@ -452,6 +490,14 @@ def _records(frame: pl.DataFrame) -> list[dict[str, Any]]:
         {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
         for row in frame.iter_rows(named=True)
     ]
+
+
+def _feedback_doc(record: AlertFeedback) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    doc = asdict(record)
+    doc["created_at"] = record.created_at.isoformat()
+    return doc
 
 
 def _window_doc(window: WindowRecord) -> dict[str, Any]:

@@ -15,7 +15,9 @@ For each window of the logged rows (joined with the labels that have arrived for
   against that segment's own reference.
 
 Every number is stored as a metric with its bounds; a value outside them is an alert, and the
-alerts of one window are one incident. The window's profile and the drift, multivariate and
+alerts of one window are one incident. Where a person marked an alert of a metric as a false
+alarm, that metric's bound is widened to beyond the value (:meth:`Store.mark_alert`) until the
+verdict is reverted. The window's profile and the drift, multivariate and
 performance results are kept for the drill-down.
 
 Only windows that changed are evaluated: a closed window is evaluated when it has never been, or
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
@@ -297,6 +299,7 @@ def _evaluate_window(
         metrics += _performance(store, window.id, evaluators.estimator, rows, "")
         if evaluators.segment is not None and evaluators.segment in rows.columns:
             metrics += _segments(store, window.id, evaluators, rows, target, skip)
+    metrics = _widened(store, record.model, metrics)
     store.write_metrics(window.id, metrics)
     recorded = store.record_alerts(window.id, metrics)
     store.close_quiet_incidents(record.model, start)
@@ -350,7 +353,7 @@ def _relabel_window(
             if part.height:
                 name = segment_name(evaluators.segment, value)
                 fresh += _performance(store, window.id, own.estimator, part, name)
-    store.write_metrics(window.id, fresh)
+    store.write_metrics(window.id, _widened(store, record.model, fresh))
     metrics = store.window_metrics(window.id)
     recorded = store.record_alerts(window.id, metrics)
     window = store.upsert_window(
@@ -372,6 +375,22 @@ def _relabel_window(
         incident=recorded[0] if recorded else None,
         passed=bool(validation is None or validation.get("passed", True)),
     )
+
+
+def _widened(store: Store, model: str, metrics: list[MetricValue]) -> list[MetricValue]:
+    """The metrics with the bounds that people's false-alarm verdicts widened."""
+    widened = store.widened_bounds(model)
+    if not widened:
+        return metrics
+    out = []
+    for m in metrics:  # one per metric of a window, not per row
+        lower, upper = widened.get((m.name, m.column, m.segment), (None, None))
+        if lower is not None and m.lower is not None and lower < m.lower:
+            m = replace(m, lower=lower)
+        if upper is not None and m.upper is not None and upper > m.upper:
+            m = replace(m, upper=upper)
+        out.append(m)
+    return out
 
 
 def _drift(

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mlwarden.exceptions import ConflictError, NotFoundError, ParameterError, StoreError
 from mlwarden.store.schema import (
+    AlertFeedbackRow,
     AlertRow,
     AliasChangeRow,
     AliasRow,
@@ -125,6 +126,25 @@ class MetricValue:
         return (self.lower is not None and self.value < self.lower) or (
             self.upper is not None and self.value > self.upper
         )
+
+
+@dataclass(frozen=True)
+class AlertFeedback:
+    """A verdict on an alert; a false alarm's widened bounds apply while it is active."""
+
+    id: int
+    model: str
+    metric: str
+    column: str
+    segment: str
+    value: float | None
+    true_alarm: bool
+    lower: float | None
+    upper: float | None
+    by: str
+    comment: str
+    created_at: datetime
+    active: bool
 
 
 @dataclass(frozen=True)
@@ -721,6 +741,90 @@ class Store:
 
     # -- alerts and incidents ------------------------------------------------------------------
 
+    def mark_alert(
+        self,
+        alert_id: int,
+        *,
+        true_alarm: bool,
+        by: str = "",
+        comment: str = "",
+        margin: float = 0.1,
+    ) -> AlertFeedback:
+        """Record a person's verdict on an alert. A false alarm widens the bound it crossed to
+        the value plus ``margin`` of the excess, for this metric (name, column, segment) of the
+        model in every later evaluation, until :meth:`revert_feedback`."""
+        if not 0.0 <= margin <= 10.0:
+            raise ParameterError(
+                f"The 'margin' of a widened bound lies in [0, 10]; got {margin!r}.",
+                parameter="margin",
+            )
+        with self.session() as s:
+            alert = s.get(AlertRow, alert_id)
+            if alert is None:
+                raise NotFoundError(f"No alert with id {alert_id}.", what="alert")
+            lower = upper = None
+            if not true_alarm and alert.value is not None:
+                if alert.upper is not None and alert.value > alert.upper:
+                    upper = alert.value + margin * (alert.value - alert.upper)
+                if alert.lower is not None and alert.value < alert.lower:
+                    lower = alert.value - margin * (alert.lower - alert.value)
+            row = AlertFeedbackRow(
+                model_id=alert.model_id,
+                window_id=alert.window_id,
+                metric=alert.metric,
+                column=alert.column,
+                segment=alert.segment,
+                value=alert.value,
+                true_alarm=true_alarm,
+                lower=lower,
+                upper=upper,
+                by=by,
+                comment=comment,
+            )
+            s.add(row)
+            alert.status = "confirmed" if true_alarm else "false_alarm"
+            s.flush()
+            return _feedback(s, row)
+
+    def revert_feedback(self, feedback_id: int, *, by: str = "") -> AlertFeedback:
+        """Take a verdict back: a false alarm's bounds stop applying (the record stays)."""
+        with self.session() as s:
+            row = s.get(AlertFeedbackRow, feedback_id)
+            if row is None:
+                raise NotFoundError(f"No alert feedback with id {feedback_id}.", what="feedback")
+            row.active = False
+            row.reverted_at = utcnow()
+            row.reverted_by = by
+            s.flush()
+            return _feedback(s, row)
+
+    def feedback(self, model: str) -> list[AlertFeedback]:
+        """Every verdict on the model's alerts, oldest first (reverted ones too)."""
+        with self.session() as s:
+            m = _model_row(s, model)
+            rows = s.scalars(
+                select(AlertFeedbackRow)
+                .where(AlertFeedbackRow.model_id == m.id)
+                .order_by(AlertFeedbackRow.id)
+            )
+            return [_feedback(s, r) for r in rows]
+
+    def widened_bounds(self, model: str) -> dict[tuple[str, str, str], tuple[float | None, ...]]:
+        """Per metric (name, column, segment), the widest active false-alarm bounds:
+        ``(lower, upper)``, each None where no false alarm widened that side."""
+        widened: dict[tuple[str, str, str], tuple[float | None, ...]] = {}
+        for f in self.feedback(model):
+            if not f.active or f.true_alarm:
+                continue
+            key = (f.metric, f.column, f.segment)
+            lower, upper = widened.get(key, (None, None))
+            if f.lower is not None:
+                lower = f.lower if lower is None else min(lower, f.lower)
+            if f.upper is not None:
+                upper = f.upper if upper is None else max(upper, f.upper)
+            widened[key] = (lower, upper)
+        return widened
+
     def close_quiet_incidents(self, model: str, quiet_since: datetime) -> int:
         """Close the model's open incidents without an alert from ``quiet_since`` on (a window
         starting then was evaluated without continuing them); returns how many were closed."""
@@ -1052,6 +1156,26 @@ def _window(row: WindowRow, model: str, version: str) -> WindowRecord:
         row.n_rows,
         row.n_labelled,
         row.evaluated_at,
+    )
+
+
+def _feedback(s: Session, row: AlertFeedbackRow) -> AlertFeedback:
+    model = s.get(ModelRow, row.model_id)
+    assert model is not None
+    return AlertFeedback(
+        id=row.id,
+        model=model.name,
+        metric=row.metric,
+        column=row.column,
+        segment=row.segment,
+        value=row.value,
+        true_alarm=row.true_alarm,
+        lower=row.lower,
+        upper=row.upper,
+        by=row.by,
+        comment=row.comment,
+        created_at=row.created_at,
+        active=row.active,
     )
 
 

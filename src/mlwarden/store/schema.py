@@ -225,6 +225,34 @@ class AlertRow(Base):
     status: Mapped[str] = mapped_column(String(20), default="open")
 
 
+class AlertFeedbackRow(Base):
+    """A person's verdict on an alert. A false alarm widens the bounds of that metric (model,
+    name, column, segment) to just beyond the value that raised it, for every later evaluation,
+    until the feedback is reverted."""
+
+    __tablename__ = "alert_feedback"
+    __table_args__ = (Index("ix_alert_feedback_model", "model_id", "active"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    window_id: Mapped[int | None] = mapped_column(
+        ForeignKey("windows.id", ondelete="SET NULL"), default=None
+    )
+    metric: Mapped[str] = mapped_column(String(100))
+    column: Mapped[str] = mapped_column(String(200), default="")
+    segment: Mapped[str] = mapped_column(String(200), default="")
+    value: Mapped[float | None] = mapped_column(Float, default=None)
+    true_alarm: Mapped[bool] = mapped_column(Boolean)
+    lower: Mapped[float | None] = mapped_column(Float, default=None)
+    upper: Mapped[float | None] = mapped_column(Float, default=None)
+    by: Mapped[str] = mapped_column(String(200), default="")
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    reverted_at: Mapped[datetime | None] = mapped_column(default=None)
+    reverted_by: Mapped[str] = mapped_column(String(200), default="")
+
+
 class TokenRow(Base):
     """An API token: only its SHA-256 is kept; the token itself is shown once, at creation."""
 
