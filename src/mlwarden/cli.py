@@ -469,6 +469,61 @@ _DATABASE = click.option(
 )
 
 
+@cli.command("runs")
+@click.option("--name", help="Only the runs of this step.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@_DATA_DIR
+@_DATABASE
+@_friendly_errors
+def runs_command(
+    name: str | None, limit: int, data_dir: Path | None, database_url: str | None
+) -> None:
+    """The newest recorded pipeline runs, with their inputs and outputs."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mlwarden.lineage import Lineage
+
+    lineage = Lineage(_settings(data_dir, database_url).store())
+    table = Table(title="Pipeline runs, newest first")
+    for column in ("id", "step", "status", "started", "code", "inputs", "outputs"):
+        table.add_column(column)
+    for r in lineage.runs(name, limit=limit):
+        table.add_row(
+            str(r.id),
+            r.name,
+            r.status,
+            f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+            r.code_version[:14],
+            ", ".join(a.name or a.sha256[:12] for a in r.inputs),
+            ", ".join(a.name or a.sha256[:12] for a in r.outputs),
+        )
+    Console().print(table)
+
+
+@cli.command("trace")
+@click.argument("target")
+@_DATA_DIR
+@_DATABASE
+@_friendly_errors
+def trace_command(target: str, data_dir: Path | None, database_url: str | None) -> None:
+    """Where TARGET (a run id, or an artifact's sha256 prefix) came from and what was made
+    from it."""
+    from mlwarden.lineage import Lineage
+
+    lineage = Lineage(_settings(data_dir, database_url).store())
+    found = lineage.trace(int(target) if target.isdigit() else target)
+    click.echo("upstream (nearest first):")
+    for r in found.upstream:
+        click.echo(f"  run {r.id} {r.name} [{r.status}] {r.started_at:%Y-%m-%d %H:%M:%S}")
+    click.echo("raw inputs:")
+    for a in found.raw_inputs:
+        click.echo(f"  {a.name or a.kind} {a.sha256[:12]}")
+    click.echo("downstream:")
+    for r in found.downstream:
+        click.echo(f"  run {r.id} {r.name} [{r.status}] {r.started_at:%Y-%m-%d %H:%M:%S}")
+
+
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)

@@ -267,6 +267,52 @@ class TokenRow(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class RunRow(Base):
+    """One run of a pipeline step: what it was, with which code and parameters, how it ended."""
+
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_name_started", "name", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    code_version: Mapped[str] = mapped_column(String(100), default="")
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    owner: Mapped[str] = mapped_column(String(200), default="")
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
+class LineageArtifactRow(Base):
+    """A content-hashed artifact a run read or wrote (a file, a table, a model)."""
+
+    __tablename__ = "lineage_artifacts"
+    __table_args__ = (Index("ix_lineage_artifacts_name", "name", "first_seen"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(500), default="")
+    kind: Mapped[str] = mapped_column(String(40), default="")
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RunIORow(Base):
+    """That a run read (``direction="in"``) or wrote (``"out"``) an artifact."""
+
+    __tablename__ = "run_io"
+    __table_args__ = (
+        UniqueConstraint("run_id", "artifact_id", "direction", name="uq_run_io"),
+        Index("ix_run_io_artifact", "artifact_id", "direction"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    artifact_id: Mapped[int] = mapped_column(ForeignKey("lineage_artifacts.id", ondelete="CASCADE"))
+    direction: Mapped[str] = mapped_column(String(3))
+
+
 class BatchRow(Base):
     """An ingested batch, by its idempotency key: a retried batch is recognized, not stored
     twice."""
