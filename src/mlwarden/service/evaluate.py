@@ -43,11 +43,13 @@ from mlwarden.store.metadata import MetricValue, incident_title
 from mlwarden.store.rowlog import BATCH_ID, DATE, INGESTED_AT, MODEL, MODEL_VERSION
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from mlwarden.drift import Reference
     from mlwarden.performance.estimation import PerformanceEstimator
     from mlwarden.react.dispatch import Dispatcher
     from mlwarden.registry import VersionReference
-    from mlwarden.service.evaluators import Evaluators
+    from mlwarden.service.evaluators import Evaluators, SegmentEvaluators
     from mlwarden.store.metadata import Store, WindowRecord
     from mlwarden.store.rowlog import RowLog
 
@@ -56,6 +58,8 @@ _SERVICE_COLUMNS = (MODEL, DATE, MODEL_VERSION, INGESTED_AT, BATCH_ID)
 # segments share it). Windows are judged around the clock, so one in a hundred at most.
 DRIFT_ALPHA: Final = 0.01
 _WINDOW = "__window"
+# Per metric (name, column, segment): the (lower, upper) bounds false-alarm verdicts widened.
+Widened = dict[tuple[str, str, str], tuple[float | None, ...]]
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,7 @@ def evaluate(
             if not force and known is not None and known[0] == row["n_rows"]:
                 labels_only.add(row["start"])  # same rows, new labels: performance only
     outcomes = []
+    widened = store.widened_bounds(record.model) if pending else {}
     for run_start, run_end, starts in _runs(pending):
         rows = _read(
             rowlog, record.model, record.version, run_start, run_end, timestamp, evaluators
@@ -154,6 +159,7 @@ def evaluate(
                     starts[window_start],
                     now,
                     notify,
+                    widened,
                 )
             )
     return sorted(outcomes, key=lambda o: o.window.start)
@@ -265,6 +271,7 @@ def _evaluate_window(
     end: datetime,
     now: datetime,
     notify: Dispatcher | None,
+    widened: Widened,
 ) -> WindowOutcome:
     from mlwarden.quality import validate
 
@@ -297,31 +304,11 @@ def _evaluate_window(
     if evaluators is not None:
         metrics += _multivariate(store, window.id, evaluators, features)
         metrics += _performance(store, window.id, evaluators.estimator, rows, "")
-        if evaluators.segment is not None and evaluators.segment in rows.columns:
-            metrics += _segments(store, window.id, evaluators, rows, target, skip)
-    metrics = _widened(store, record.model, metrics)
+        metrics += _segments(store, window.id, evaluators, rows, target, skip)
+    metrics = _widened(widened, metrics)
     store.write_metrics(window.id, metrics)
-    recorded = store.record_alerts(window.id, metrics)
-    store.close_quiet_incidents(record.model, start)
-    # Marked evaluated last: a crash before this point leaves the window pending.
-    window = store.upsert_window(
-        record.model,
-        record.version,
-        start,
-        end,
-        n_rows=rows.height,
-        n_labelled=n_labelled,
-        evaluated_at=now,
-    )
-    incident = recorded[0] if recorded else None
-    if recorded is not None and recorded[1] and notify is not None:
-        _notify(notify, record.model, record.version, recorded[0], window, metrics)
-    return WindowOutcome(
-        window=window,
-        metrics=len(metrics),
-        alerts=sum(m.alert for m in metrics),
-        incident=incident,
-        passed=validation.passed,
+    return _conclude(
+        store, window, metrics, now, notify, passed=validation.passed, close_quiet=True
     )
 
 
@@ -333,6 +320,7 @@ def _relabel_window(
     end: datetime,
     now: datetime,
     notify: Dispatcher | None,
+    widened: Widened,
 ) -> WindowOutcome:
     """A window whose rows were evaluated and whose labels arrived since: its performance is
     computed again, the other metrics kept; its alerts are those of all its metrics."""
@@ -346,40 +334,53 @@ def _relabel_window(
         record.model, record.version, start, end, n_rows=rows.height, n_labelled=n_labelled
     )
     fresh = _performance(store, window.id, evaluators.estimator, rows, "")
-    if evaluators.segment is not None and evaluators.segment in rows.columns:
-        values = rows[evaluators.segment].cast(pl.String)
-        for value, own in evaluators.segments.items():
-            part = rows.filter(values == value)
-            if part.height:
-                name = segment_name(evaluators.segment, value)
-                fresh += _performance(store, window.id, own.estimator, part, name)
-    store.write_metrics(window.id, _widened(store, record.model, fresh))
+    for name, own, part in _segment_parts(evaluators, rows):
+        fresh += _performance(store, window.id, own.estimator, part, name)
+    store.write_metrics(window.id, _widened(widened, fresh))
+    validation = store.validation(window.id)
+    passed = bool(validation is None or validation.get("passed", True))
     metrics = store.window_metrics(window.id)
+    return _conclude(store, window, metrics, now, notify, passed=passed, close_quiet=False)
+
+
+def _conclude(
+    store: Store,
+    window: WindowRecord,
+    metrics: list[MetricValue],
+    now: datetime,
+    notify: Dispatcher | None,
+    *,
+    passed: bool,
+    close_quiet: bool,
+) -> WindowOutcome:
+    """Record the window's alerts (closing quiet incidents when it is the newest look at the
+    model), mark it evaluated, and hand a new incident to ``notify``."""
     recorded = store.record_alerts(window.id, metrics)
+    if close_quiet:
+        store.close_quiet_incidents(window.model, window.start)
+    # Marked evaluated last: a crash before this point leaves the window pending.
     window = store.upsert_window(
-        record.model,
-        record.version,
-        start,
-        end,
-        n_rows=rows.height,
-        n_labelled=n_labelled,
+        window.model,
+        window.version,
+        window.start,
+        window.end,
+        n_rows=window.n_rows,
+        n_labelled=window.n_labelled,
         evaluated_at=now,
     )
     if recorded is not None and recorded[1] and notify is not None:
-        _notify(notify, record.model, record.version, recorded[0], window, metrics)
-    validation = store.validation(window.id)
+        _notify(notify, window.model, window.version, recorded[0], window, metrics)
     return WindowOutcome(
         window=window,
         metrics=len(metrics),
         alerts=sum(m.alert for m in metrics),
         incident=recorded[0] if recorded else None,
-        passed=bool(validation is None or validation.get("passed", True)),
+        passed=passed,
     )
 
 
-def _widened(store: Store, model: str, metrics: list[MetricValue]) -> list[MetricValue]:
+def _widened(widened: Widened, metrics: list[MetricValue]) -> list[MetricValue]:
     """The metrics with the bounds that people's false-alarm verdicts widened."""
-    widened = store.widened_bounds(model)
     if not widened:
         return metrics
     out = []
@@ -491,20 +492,27 @@ def _segments(
     skip: set[str | None],
 ) -> list[MetricValue]:
     """Drift and performance of each known segment value, against that segment's reference."""
-    column = evaluators.segment
-    assert column is not None
     metrics: list[MetricValue] = []
-    values = rows[column].cast(pl.String)
-    for value, own in evaluators.segments.items():
-        part = rows.filter(values == value)
-        if part.height == 0:
-            continue
-        name = segment_name(column, value)
+    alpha = DRIFT_ALPHA / max(1, len(evaluators.segments))
+    for name, own, part in _segment_parts(evaluators, rows):
         features = part.drop(target) if target is not None and target in part else part
-        alpha = DRIFT_ALPHA / len(evaluators.segments)
         metrics += _drift(store, window_id, own.drift, features, skip, name, alpha)
         metrics += _performance(store, window_id, own.estimator, part, name)
     return metrics
+
+
+def _segment_parts(
+    evaluators: Evaluators, rows: pl.DataFrame
+) -> Iterator[tuple[str, SegmentEvaluators, pl.DataFrame]]:
+    """Each known segment value present in the window: its name, evaluators and rows."""
+    column = evaluators.segment
+    if column is None or column not in rows.columns:
+        return
+    values = rows[column].cast(pl.String)
+    for value, own in evaluators.segments.items():  # a handful of segments, not rows
+        part = rows.filter(values == value)
+        if part.height:
+            yield segment_name(column, value), own, part
 
 
 def _notify(
