@@ -271,7 +271,10 @@ class RunRow(Base):
     """One run of a pipeline step: what it was, with which code and parameters, how it ended."""
 
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_name_started", "name", "started_at"),)
+    __table_args__ = (
+        Index("ix_runs_name_started", "name", "started_at"),
+        UniqueConstraint("external_id", name="uq_runs_external_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -283,6 +286,22 @@ class RunRow(Base):
     owner: Mapped[str] = mapped_column(String(200), default="")
     tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str] = mapped_column(Text, default="")
+    external_id: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+class RunCheckRow(Base):
+    """The result of a check (a quality suite) attached before or after a component, per run."""
+
+    __tablename__ = "run_checks"
+    __table_args__ = (Index("ix_run_checks_run", "run_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    stage: Mapped[str] = mapped_column(String(10))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    passed: Mapped[bool] = mapped_column(Boolean)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class LineageArtifactRow(Base):
@@ -318,7 +337,10 @@ class BatchRow(Base):
     twice."""
 
     __tablename__ = "ingested_batches"
-    __table_args__ = (UniqueConstraint("model_id", "batch_id", name="uq_batch"),)
+    __table_args__ = (
+        UniqueConstraint("model_id", "batch_id", name="uq_batch"),
+        Index("ix_batches_model_first", "model_id", "first_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
@@ -326,3 +348,39 @@ class BatchRow(Base):
     kind: Mapped[str] = mapped_column(String(20), default="rows")
     n_rows: Mapped[int] = mapped_column(Integer)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The pipeline run that produced the batch's features (a run id or an OpenLineage run
+    # id), and the time its rows span: how a prediction is traced to its upstream runs.
+    run_ref: Mapped[str] = mapped_column(String(200), default="")
+    first_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class PolicyActionRow(Base):
+    """The audit log of reaction policies: an action a policy took (or would take in a dry
+    run, or waits to take until approved), with the condition that fired it. ``key`` makes an
+    action fire once per incident (or window) however often its condition is re-evaluated."""
+
+    __tablename__ = "policy_actions"
+    __table_args__ = (
+        UniqueConstraint("key", name="uq_policy_action_key"),
+        Index("ix_policy_actions_model_created", "model_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    policy: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(400))
+    condition: Mapped[str] = mapped_column(Text, default="")
+    incident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("incidents.id", ondelete="SET NULL"), default=None
+    )
+    window_id: Mapped[int | None] = mapped_column(
+        ForeignKey("windows.id", ondelete="SET NULL"), default=None
+    )
+    status: Mapped[str] = mapped_column(String(20))
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[str] = mapped_column(String(200), default="")
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
