@@ -106,3 +106,20 @@ def test_the_command_line_prints_and_writes_the_slices(tmp_path: Path) -> None:
     missing = CliRunner().invoke(cli, ["slices", str(path), "eror"])
     assert missing.exit_code == 2
     assert "eror" in missing.output
+
+
+def test_a_slice_selects_its_rows_as_a_polars_filter() -> None:
+    rng = np.random.default_rng(3)
+    n = 20_000
+    frame = pl.DataFrame(
+        {"line": rng.choice(["L1", "L2", "L3"], n), "temperature": rng.normal(230, 5, n)}
+    )
+    bad = (frame["line"] == "L2").to_numpy() & (frame["temperature"].to_numpy() > 234)
+    error = rng.random(n) < np.where(bad, 0.30, 0.05)
+    top = slice_search(frame.with_columns(error=pl.Series(error)), "error").slices[0]
+    expr = top.expr()
+    assert expr is not None
+    selected = frame.filter(expr)
+    # the printed bounds have 4 digits: the filter selects the slice's rows up to that rounding
+    assert abs(selected.height - top.n) <= 0.01 * top.n
+    assert set(selected["line"]) == {"L2"}

@@ -21,7 +21,16 @@ def line() -> pl.DataFrame:
 def test_register_stores_the_reference_and_reloads_it(store: Store, line: pl.DataFrame) -> None:
     registry = Registry(store)
     version = registry.register("defect-model", "1", line, timestamp="timestamp")
-    assert version.artifacts == ("drift_reference", "evaluators", "profile", "suite")
+    assert version.artifacts == (
+        "drift_reference",
+        "evaluators",
+        "profile",
+        "reference_rows",
+        "suite",
+    )
+    rows = registry.reference_rows("defect-model", "1")
+    assert rows is not None
+    assert rows.equals(line)
     assert version.meta["rows"] == 8_000
     assert version.meta["suite_false_failure_rate"] is not None
     loaded = registry.reference("defect-model", "1")

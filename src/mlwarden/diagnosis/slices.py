@@ -93,6 +93,17 @@ class Slice:
     def columns(self) -> tuple[str, ...]:
         return tuple(column for column, _ in self.conditions)
 
+    def expr(self) -> pl.Expr | None:
+        """A Polars filter selecting the slice's rows (ranges with the printed, 4-digit bounds);
+        None for a slice of "another value", which names no value."""
+        parts = [_condition_expr(column, condition) for column, condition in self.conditions]
+        if any(p is None for p in parts):
+            return None
+        out = parts[0]
+        for part in parts[1:]:
+            out = out & part  # type: ignore[operator]
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "description": self.description,
@@ -289,6 +300,23 @@ def _binned(series: pl.Series, bins: int) -> pl.Expr:
     for edge, label in zip(quantiles, labels[:-1], strict=True):
         expr = expr.when(column < float(edge)).then(pl.lit(label))
     return expr.otherwise(pl.lit(labels[-1]))  # type: ignore[no-any-return]
+
+
+def _condition_expr(column: str, condition: str) -> pl.Expr | None:
+    """The filter of one printed slice condition (``= L2``, ``< 3.1``, ``in [1, 2)``, …)."""
+    col = pl.col(column)
+    if condition == _NULL:
+        return col.is_null() | (col.cast(pl.Float64, strict=False).is_nan().fill_null(False))
+    if condition.startswith("= "):
+        return col.cast(pl.String) == condition[2:]
+    if condition.startswith("< "):
+        return col < float(condition[2:])
+    if condition.startswith("≥ "):
+        return col >= float(condition[2:])
+    if condition.startswith("in [") and condition.endswith(")"):
+        low, high = (float(v) for v in condition[4:-1].split(", "))
+        return (col >= low) & (col < high)
+    return None
 
 
 def _short(value: float) -> str:

@@ -14,7 +14,7 @@ Example:
     ...     "defect-model", "1", production_line(5_000), timestamp="timestamp"
     ... )
     >>> version.artifacts
-    ('drift_reference', 'evaluators', 'profile', 'suite')
+    ('drift_reference', 'evaluators', 'profile', 'reference_rows', 'suite')
     >>> registry.promote("defect-model", "1", alias="production").version
     '1'
     >>> reference = registry.reference("defect-model", "production")
@@ -32,6 +32,8 @@ from mlwarden.exceptions import NotFoundError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    import polars as pl
+
     from mlwarden.drift import Reference
     from mlwarden.profiling import Profile
     from mlwarden.quality import Suite
@@ -44,6 +46,10 @@ PROFILE = "profile"
 SUITE = "suite"
 DRIFT_REFERENCE = "drift_reference"
 EVALUATORS = "evaluators"
+REFERENCE_ROWS = "reference_rows"
+# Rows of the reference kept with a version (a seeded sample when it has more): what the
+# diagnosis compares an incident's rows with, and what a retraining is handed to reweight.
+MAX_REFERENCE_ROWS = 200_000
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,7 @@ class Registry:
                 SUITE: suite.to_yaml().encode("utf-8"),
                 DRIFT_REFERENCE: drift.to_bytes(),
                 EVALUATORS: evaluators.to_bytes(),
+                REFERENCE_ROWS: _parquet(frame),
             },
             meta=meta,
         )
@@ -165,6 +172,19 @@ class Registry:
             model, alias, history[-1].previous, by=by, note=f"rollback from {history[-1].version}"
         )
 
+    def reference_rows(self, model: str, version_or_alias: str) -> pl.DataFrame | None:
+        """The reference rows stored with a version (up to ``MAX_REFERENCE_ROWS``, a seeded
+        sample of a larger reference); None for a version registered without them."""
+        import io
+
+        import polars as pl
+
+        record = self.store.resolve(model, version_or_alias)
+        if REFERENCE_ROWS not in record.artifacts:
+            return None
+        content = self.store.artifact(model, record.version, REFERENCE_ROWS)
+        return pl.read_parquet(io.BytesIO(content))
+
     def reference(self, model: str, version_or_alias: str) -> VersionReference:
         """The stored reference of a version (or of the version an alias points at)."""
         from mlwarden.drift import Reference
@@ -184,6 +204,17 @@ class Registry:
             drift=Reference.from_bytes(load(model, record.version, DRIFT_REFERENCE)),
             evaluators=evaluators,
         )
+
+
+def _parquet(frame: pl.DataFrame) -> bytes:
+    import io
+
+    if frame.height > MAX_REFERENCE_ROWS:
+        frame = frame.with_row_index("__order").sample(MAX_REFERENCE_ROWS, seed=0)
+        frame = frame.sort("__order").drop("__order")
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd")
+    return buffer.getvalue()
 
 
 def _allow_column(suite: Suite, column: str) -> Suite:
