@@ -195,6 +195,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.include_router(dashboard_router)
+    from mlwarden.server import diagnosis_api, lineage_api, policy_api
+
+    for module in (lineage_api, policy_api, diagnosis_api):
+        app.include_router(module.router, prefix=API)
 
     @app.exception_handler(MlwardenError)
     async def _mlwarden_error(request: Request, exc: MlwardenError) -> JSONResponse:
