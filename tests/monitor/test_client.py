@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ import polars as pl
 import pytest
 
 from mlwarden.exceptions import ParameterError
+from mlwarden.lineage import Lineage, run
 from mlwarden.monitor import Monitor, RowIds
 from mlwarden.monitor.batch import RESERVED, Batch
 from mlwarden.monitor.spool import Spool
@@ -483,3 +484,55 @@ def test_a_restarted_host_replays_what_the_last_one_spooled(tmp_path: Path) -> N
     assert sorted(rows["id"]) == sorted(ids)
     assert second.stats().replayed == 60
     assert not list(spool.glob("*.arrow"))
+
+
+def test_rows_keep_their_run_through_the_spool_and_the_replay(tmp_path: Path) -> None:
+    # Rows of different runs never share a batch; a batch's run is written into its spool file
+    # and sent with it when the spool is replayed, so the server links it all the same.
+    data_dir = tmp_path / "data"
+    token = prepare(data_dir)
+    store = Settings(data_dir=data_dir).store()
+    lineage = Lineage(store)
+    nightly = "3f5e2a8c-8a5b-4b8e-9a57-1f4b1c2d3e4f"
+    lineage.ingest_openlineage(
+        {
+            "eventType": "COMPLETE",
+            "eventTime": "2024-05-01T02:00:00Z",
+            "run": {"runId": nightly},
+            "job": {"namespace": "plant-7", "name": "featurize-nightly"},
+        }
+    )
+    with run("featurize-online", store=store) as online:
+        pass
+    port = free_port()
+    spool = tmp_path / "spool"
+    url = f"http://127.0.0.1:{port}"
+    first = Monitor(MODEL, VERSION, url=url, token=token, spool_dir=spool, **FAST)
+    first.log(features(20), run=nightly)
+    for i in range(5):  # single rows, each call of its own run or of none
+        first.log({"temperature_c": 900.0 + i}, 0, run=online if i % 2 else None)
+    first.log(features(7, seed=1), run=online.id)
+    assert first.log(features(1), run="bad\nrun") is None  # refused, counted, never raised
+    assert first.log(features(1), run=True) is None
+    assert not first.flush(timeout=10)
+    first.close()
+    assert first.stats().errors >= 2
+
+    batches = [Spool(spool, 1 << 30).load(p) for p in sorted(spool.glob("*.arrow"))]
+    rows_by_run: dict[str, int] = {}
+    for batch in batches:
+        rows_by_run[batch.run_ref] = rows_by_run.get(batch.run_ref, 0) + batch.rows
+    assert rows_by_run == {nightly: 20, str(online.id): 9, "": 3}
+
+    server = Server(data_dir, port).start()
+    try:
+        second = Monitor(MODEL, VERSION, url=url, token=token, spool_dir=spool, **FAST)
+        assert second.flush(timeout=20)
+        second.close()
+    finally:
+        server.stop()
+    assert second.stats().replayed == 32
+    now = datetime.now(UTC)
+    found = lineage.batch_runs(MODEL, now - timedelta(hours=1), now + timedelta(minutes=1))
+    assert [(r.name, n) for r, n in found] == [("featurize-nightly", 20), ("featurize-online", 9)]
+    store.close()

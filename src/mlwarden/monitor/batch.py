@@ -203,9 +203,11 @@ class Chunk:
 
     ``names`` are the body's columns (the first row's keys for records); chunks of one kind
     whose body type, ``names`` and extra columns agree are merged before conversion.
+    ``run_ref`` names the pipeline run that made the chunk's features; a batch holds chunks of
+    one run only.
     """
 
-    __slots__ = ("body", "enqueued", "extra", "kind", "n", "names", "seq")
+    __slots__ = ("body", "enqueued", "extra", "kind", "n", "names", "run_ref", "seq")
 
     def __init__(
         self,
@@ -220,16 +222,18 @@ class Chunk:
         self.body = body
         self.names = names
         self.extra = extra
+        self.run_ref = ""
         self.seq = 0
         self.enqueued = 0.0
 
     def key(self) -> tuple[object, ...]:
-        return (self.kind, type(self.body), self.names, tuple(self.extra))
+        return (self.kind, self.run_ref, type(self.body), self.names, tuple(self.extra))
 
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """A batch ready to send: one Arrow table, its idempotency key and where it goes."""
+    """A batch ready to send: one Arrow table, its idempotency key and where it goes, and the
+    pipeline run that made its features (``""`` for none)."""
 
     kind: Kind
     model: str
@@ -238,6 +242,7 @@ class Batch:
     table: pa.Table
     timestamp: str
     id: str
+    run_ref: str = ""
 
     @property
     def rows(self) -> int:

@@ -9,6 +9,9 @@ raises. One background thread (the *sender*) turns queued calls into batches of 
   (``path=``, for notebooks and batch jobs, no server needed);
 * each batch gets a random batch id *before* its first attempt; every retry and every replay
   uses the same id, so the server stores it once however often it arrives;
+* rows logged with ``run=`` (a lineage run, its id, or an OpenLineage run id) travel in batches
+  of that run only, and the run goes with the batch (and with it into the spool), so the server
+  links the predictions to the pipeline run that made their features;
 * connection errors, timeouts, HTTP 408, 429 and 5xx are retried with exponential backoff (up
   to ``retry_seconds``); when the destination stays unreachable the batch is written to the
   spool (see :mod:`mlwarden.monitor.spool`) and later batches go there directly, until a probe
@@ -69,6 +72,7 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
+    from mlwarden.lineage import Run
     from mlwarden.monitor.batch import Kind
 
 __all__ = ["TOKEN_ENV", "Monitor", "MonitorStats"]
@@ -288,6 +292,7 @@ class Monitor:
         *,
         ids: object = None,
         timestamps: object = None,
+        run: Run | int | str | None = None,
     ) -> RowIds | None:
         """Log the rows a model saw and, optionally, what it predicted. Never blocks, never
         raises: a failure is counted in :meth:`stats` and logged as a warning.
@@ -303,6 +308,11 @@ class Monitor:
             ids: one id per row; default: generated (and returned).
             timestamps: one event time per row, or one for all; default: now (UTC). Ignored
                 when the features already hold the ``timestamp`` column.
+            run: the pipeline run that made the features: a :class:`mlwarden.lineage.Run`,
+                a run id, or an OpenLineage run id (at most 200 printable ASCII characters).
+                The server keeps it with the batch, so that ``Lineage.trace_prediction``
+                finds the run from a prediction's id (a row log on disk, ``path=``, keeps no
+                run).
 
         Returns:
             The generated row ids (pass them to :meth:`log_labels` when labels arrive), or None
@@ -311,10 +321,11 @@ class Monitor:
         try:
             call = next(self._calls)
             micros = time.time_ns() // 1000
+            ref = _run_ref(run)
             if ids is None and timestamps is None:
                 row = single_row(features, predictions, self.feature_names, self.id, self.timestamp)
                 if row is not None:
-                    self._enqueue_row(*row, call, micros)
+                    self._enqueue_row(*row, call, micros, ref)
                     return RowIds(f"{self._prefix}-{call}", 1)
             chunk, generated = rows_chunk(
                 features,
@@ -327,6 +338,7 @@ class Monitor:
                 id_base=f"{self._prefix}-{call}",
                 micros=micros,
             )
+            chunk.run_ref = ref
             self._enqueue(chunk)
         except Exception as exc:  # logging must never break the host
             self._failed("log", exc)
@@ -437,6 +449,7 @@ class Monitor:
         prediction: object,
         call: int,
         micros: int,
+        run_ref: str,
     ) -> None:
         """Add one plain row to the open chunk at the end of the queue, or open one."""
         with self._cond:
@@ -451,6 +464,7 @@ class Monitor:
                 and body.keys == keys
                 and (body.predictions is not None) == with_prediction
                 and tail.n < self.batch_rows  # type: ignore[union-attr]
+                and tail.run_ref == run_ref  # type: ignore[union-attr]
             ):
                 tail.n += 1  # type: ignore[union-attr]
             else:
@@ -464,6 +478,7 @@ class Monitor:
                 chunk = Chunk(
                     "rows", 1, body, keys, {"prediction": None} if with_prediction else {}
                 )
+                chunk.run_ref = run_ref
                 self._seq += 1
                 chunk.seq = self._seq
                 chunk.enqueued = time.monotonic()
@@ -621,12 +636,14 @@ class Monitor:
         return self._spool.pending > 0 and (not self._down or now >= self._retry_at)
 
     def _take(self) -> list[Chunk]:
-        """Whole chunks from the queue, up to ``batch_rows`` rows (at least one), of one kind."""
+        """Whole chunks from the queue, up to ``batch_rows`` rows (at least one), of one kind
+        and one run."""
         taken = [self._queue.popleft()]
-        rows, kind = taken[0].n, taken[0].kind
+        rows, kind, run_ref = taken[0].n, taken[0].kind, taken[0].run_ref
         while (
             self._queue
             and self._queue[0].kind == kind
+            and self._queue[0].run_ref == run_ref
             and rows + self._queue[0].n <= self.batch_rows
         ):
             chunk = self._queue.popleft()
@@ -642,11 +659,13 @@ class Monitor:
             self._count(dropped=chunk.n)
             self._failed("log" if chunk.kind == "rows" else "log_labels", exc)
         kind: Kind = chunks[0].kind
+        run_ref = chunks[0].run_ref
         for table in tables:
             for offset in range(0, table.num_rows, self.batch_rows):
-                self._deliver(self._batch(kind, table.slice(offset, self.batch_rows)), urgent)
+                part = table.slice(offset, self.batch_rows)
+                self._deliver(self._batch(kind, part, run_ref), urgent)
 
-    def _batch(self, kind: Kind, table: pa.Table) -> Batch:
+    def _batch(self, kind: Kind, table: pa.Table, run_ref: str) -> Batch:
         return Batch(
             kind=kind,
             model=self.model,
@@ -655,6 +674,7 @@ class Monitor:
             table=table,
             timestamp=self.timestamp,
             id=self.id,
+            run_ref=run_ref,
         )
 
     def _deliver(self, batch: Batch, urgent: bool) -> None:
@@ -884,6 +904,24 @@ def _check_name(value: object, parameter: str) -> None:
             f"or '.', starting with a letter or digit; got {value!r}.",
             parameter=parameter,
         )
+
+
+def _run_ref(run: object) -> str:
+    """The reference a batch carries to its pipeline run: the run id of a lineage ``Run`` or
+    an int, or an OpenLineage run id as given."""
+    if run is None:
+        return ""
+    if not isinstance(run, str | int) and isinstance(getattr(run, "id", None), int):
+        run = run.id  # type: ignore[attr-defined]
+    if isinstance(run, int) and not isinstance(run, bool) and run > 0:
+        return str(run)
+    if isinstance(run, str) and 0 < len(run) <= 200 and run.isascii() and run.isprintable():
+        return run
+    raise ParameterError(
+        "The 'run' parameter of Monitor.log must be a lineage Run, a run id (an int > 0) or an "
+        f"OpenLineage run id (1 to 200 printable ASCII characters); got {run!r:.80}.",
+        parameter="run",
+    )
 
 
 def _positive(value: object, parameter: str, zero: bool = False) -> float:

@@ -2,7 +2,8 @@
 
 Each batch is one Arrow IPC file, ``<nanoseconds>-<batch_id>.arrow``, so that a listing sorted
 by name is oldest first; the schema's metadata says where the batch goes (model, version, kind,
-timestamp and id columns) and keeps its batch id, the idempotency key it was first sent with.
+timestamp and id columns, and the pipeline run of its features when it has one) and keeps its
+batch id, the idempotency key it was first sent with.
 A file is written under a hidden temporary name, synced, and renamed: a reader sees it whole or
 not at all, and a crash leaves at most a temporary file, deleted by the next scan an hour later.
 
@@ -37,6 +38,8 @@ REJECTED_KEPT: Final = 100
 SUFFIX: Final = ".arrow"
 _PREFIX: Final = "mlwarden."
 _KEYS: Final = ("kind", "model", "version", "batch_id", "timestamp", "id")
+# Optional: files spooled before batches named their run have no run.
+_RUN: Final = _PREFIX + "run"
 _STALE_SECONDS: Final = 3600.0
 
 
@@ -125,6 +128,7 @@ class Spool:
             table=table.replace_schema_metadata(None),
             timestamp=meta[_PREFIX + "timestamp"],
             id=meta[_PREFIX + "id"],
+            run_ref=meta.get(_RUN, ""),
         )
 
     def remove(self, path: Path) -> None:
@@ -197,6 +201,8 @@ def _write(directory: Path, name: str, batch: Batch) -> int:
         _PREFIX + "id": batch.id,
         _PREFIX + "rows": str(batch.rows),
     }
+    if batch.run_ref:
+        meta[_RUN] = batch.run_ref
     table = batch.table.replace_schema_metadata(meta)
     try:
         with pa.OSFile(str(temporary), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:

@@ -8,7 +8,9 @@ when it will not (any other 4xx: a bad token, an unknown model, data the server 
 The HTTP transport uses only the standard library (``http.client``), so the client adds no
 dependency to the host, and keeps one connection alive for the sender's thread. Rows travel as
 an Arrow IPC stream (``Content-Type: application/vnd.apache.arrow.stream``, the batch id in the
-``Idempotency-Key`` header); labels as JSON, the form the server takes them in.
+``Idempotency-Key`` header, the pipeline run of the features in ``X-Run``); labels as JSON, the
+form the server takes them in. A row log on disk keeps no run: linking predictions to runs needs
+the server's metadata store.
 """
 
 from __future__ import annotations
@@ -111,6 +113,8 @@ class HttpTransport(Transport):
             target = f"{self._prefix}/api/v1/models/{model}/versions/{version}/rows"
             headers["Content-Type"] = ARROW_STREAM
             headers["X-Timestamp-Column"] = batch.timestamp
+            if batch.run_ref:
+                headers["X-Run"] = batch.run_ref
             body = memoryview(arrow_stream(batch.table))
         else:
             target = f"{self._prefix}/api/v1/models/{model}/labels"

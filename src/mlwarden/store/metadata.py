@@ -720,9 +720,35 @@ class Store:
 
     # -- ingested batches ----------------------------------------------------------------------
 
-    def record_batch(self, model: str, batch_id: str, n_rows: int, kind: str = "rows") -> bool:
-        """Remember an ingested batch by its idempotency key; False when it was seen before."""
+    def record_batch(
+        self,
+        model: str,
+        batch_id: str,
+        n_rows: int,
+        kind: str = "rows",
+        *,
+        run_ref: str = "",
+        first_at: datetime | None = None,
+        last_at: datetime | None = None,
+    ) -> bool:
+        """Remember an ingested batch by its idempotency key; False when it was seen before.
+
+        Parameters:
+            run_ref: the pipeline run that produced the batch's features: a run id (its
+                digits) or an OpenLineage run id, at most 200 characters; ``""`` for none.
+            first_at: the time of the batch's first row (timezone-aware).
+            last_at: the time of its last row.
+        """
         _check_name(batch_id, "batch id")
+        if not isinstance(run_ref, str) or len(run_ref) > 200:
+            got = f"{len(run_ref)} characters" if isinstance(run_ref, str) else repr(run_ref)
+            raise ParameterError(
+                f"A batch's run reference is a run id or an OpenLineage run id of at most 200 "
+                f"characters; got {got}.",
+                parameter="run",
+            )
+        first = _utc(first_at, "first_at") if first_at is not None else None
+        last = _utc(last_at, "last_at") if last_at is not None else None
         try:
             with self.session() as s:
                 m = _model_row(s, model)
@@ -733,6 +759,9 @@ class Store:
                         kind=kind,
                         n_rows=n_rows,
                         received_at=utcnow(),
+                        run_ref=run_ref,
+                        first_at=first,
+                        last_at=last,
                     )
                 )
         except ConflictError:
