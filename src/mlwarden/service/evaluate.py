@@ -189,6 +189,24 @@ def _reference(store: Store, model: str, version: str) -> VersionReference:
     return reference
 
 
+def load_reference(store: Store, model: str, version: str) -> VersionReference:
+    """The stored reference of a version (or alias), loaded once per process."""
+    return _reference(store, model, version)
+
+
+def read_rows(
+    rowlog: RowLog,
+    model: str,
+    version: str,
+    start: datetime,
+    end: datetime,
+    timestamp: str,
+    evaluators: Evaluators | None,
+) -> pl.DataFrame:
+    """The logged rows of ``[start, end)``, each with its latest label where one arrived."""
+    return _read(rowlog, model, version, start, end, timestamp, evaluators)
+
+
 def _window_counts(
     rowlog: RowLog,
     model: str,
