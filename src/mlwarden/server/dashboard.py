@@ -37,7 +37,7 @@ from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
 from mlwarden._version import __version__
-from mlwarden.exceptions import FormatError, NotFoundError
+from mlwarden.exceptions import FormatError, MlwardenError, NotFoundError
 from mlwarden.report.html import format_number
 from mlwarden.server import queries
 from mlwarden.store.metadata import TokenRecord
@@ -889,13 +889,24 @@ def incidents_page(request: Request, _: Viewer, model: str | None = None) -> Res
 
 @router.get("/models/{model}/incidents/{incident_id}")
 def incident_page(request: Request, model: str, incident_id: str, _: Viewer) -> Response:
-    """One incident with its alerts, each linking to its window."""
+    """One incident with its alerts, each linking to its window, and the actions policies took
+    on it."""
+    from mlwarden.server.pages_actions import audit_log
+
     try:
         if not incident_id.isdigit():
             raise NotFoundError(f"'{incident_id}' is not an incident id (a number).")
         found = queries.incident(_store(request), model, int(incident_id))
     except NotFoundError as exc:
         return _problem(request, 404, "Not found", str(exc))
+    actions = audit_log(_store(request), model=model, incident_id=found.summary.id)[0]
+    diagnosis, trouble = None, ""
+    try:
+        from mlwarden.diagnosis import diagnose
+
+        diagnosis = diagnose(_store(request), request.app.state.rowlog, found.summary.id)
+    except (MlwardenError, OSError) as exc:  # no alerts left, rows gone by retention
+        trouble = " ".join(str(exc).split())
     return _render(
         request,
         "incident.html.j2",
@@ -904,4 +915,21 @@ def incident_page(request: Request, model: str, incident_id: str, _: Viewer) -> 
         model=model,
         incident=found.summary,
         alerts=found.alerts,
+        actions=actions,
+        diagnosis=diagnosis,
+        trouble=trouble,
     )
+
+
+# -- pages in their own modules -------------------------------------------------------------------
+
+
+def _include_pages() -> None:
+    # Imported here, once every helper above exists: the page modules render with them.
+    from mlwarden.server import pages_actions, pages_lineage
+
+    for module in (pages_lineage, pages_actions):
+        router.include_router(module.router)
+
+
+_include_pages()
