@@ -319,7 +319,7 @@ def test_register_and_tokens(tmp_path: Path) -> None:
         data,
     )
     assert code == 0, err
-    assert "drift_reference, evaluators, profile, suite" in out
+    assert "drift_reference, evaluators, profile, reference_rows, suite" in out
     assert "production -> 1" in out
     code, out, _ = run("token", "create", "ingest", "--data-dir", data)
     assert code == 0

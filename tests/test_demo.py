@@ -108,3 +108,56 @@ def test_labels_arrive_two_days_late_and_performance_follows(
     segments = set(store.metric_series(MODEL, "performance.roc_auc")["segment"])
     assert segments == {"", "line=L1", "line=L2", "line=L3"}
     store.close()
+
+
+def test_the_diagnosis_names_each_fault_first(demo: tuple[dict[str, Any], str, Path]) -> None:
+    report, output, _ = demo
+    for detection in report["detections"]:
+        assert detection["cause_rank"] == 1, detection
+    incidents = {i["id"]: i for i in report["incidents"]}
+    assert all(i["causes"] and i["shift"] for i in incidents.values())
+    by_fault = {d["fault"]: incidents[d["incident"]] for d in report["detections"]}
+    stuck = by_fault["stuck_sensor"]["causes"][0]
+    assert (stuck["kind"], stuck["column"], stuck["detail"]["check"]) == (
+        "quality",
+        "pressure_bar",
+        "stuck",
+    )
+    unit = by_fault["unit_change"]["causes"][0]
+    assert unit["column"] == "temperature_c"
+    assert unit["detail"]["conversion"] == "°C → °F"
+    null = by_fault["null_column"]
+    assert null["shift"] == "data_quality"
+    upstream = null["causes"][0]
+    assert (upstream["kind"], upstream["column"]) == ("upstream", "humidity_pct")
+    assert upstream["detail"]["step"] == "featurize"
+    assert upstream["detail"]["code_version"] == "featurize 1.5.0"
+    assert "featurize 1.4.0 → featurize 1.5.0" in upstream["title"]
+    # the symptom is ranked next, and names the release it began with
+    symptom = next(c for c in null["causes"] if c["kind"] == "quality")
+    assert symptom["column"] == "humidity_pct"
+    assert any("began with run" in e for e in symptom["evidence"])
+    drift = by_fault["gradual_drift"]["causes"][0]
+    assert (drift["kind"], drift["column"]) == ("drift", "vibration_mm_s")
+    assert "likeliest cause" in output
+
+
+def test_a_prediction_traces_back_to_the_release_and_the_raw_data(
+    demo: tuple[dict[str, Any], str, Path],
+) -> None:
+    from mlwarden.lineage import Lineage
+    from mlwarden.store.rowlog import RowLog
+
+    report, _, out = demo
+    bug = next(f for f in report["faults"] if f["kind"] == "null_column")
+    row = int((datetime.fromisoformat(bug["start"]) - START) / timedelta(seconds=30)) + 10
+    store = Store(f"sqlite:///{out / 'service' / 'mlwarden.db'}")
+    trace = Lineage(store).trace_prediction(MODEL, f"r{row}", RowLog(out / "service" / "log"))
+    steps = {r.name: r for r in trace.upstream}
+    assert steps["featurize"].code_version == "featurize 1.5.0"
+    assert "extract" in steps
+    assert {a.name.split("/")[0] for a in trace.raw_inputs} == {"historian"}
+    runs = Lineage(store).runs(limit=1_000)
+    assert {r.name for r in runs} == {"train", "extract", "featurize", "score"}
+    assert all(r.status == "succeeded" for r in runs)
+    store.close()

@@ -503,16 +503,27 @@ def runs_command(
 
 @cli.command("trace")
 @click.argument("target")
+@click.option("--model", help="TARGET is the id of a prediction of this model.")
 @_DATA_DIR
 @_DATABASE
 @_friendly_errors
-def trace_command(target: str, data_dir: Path | None, database_url: str | None) -> None:
+def trace_command(
+    target: str, model: str | None, data_dir: Path | None, database_url: str | None
+) -> None:
     """Where TARGET (a run id, or an artifact's sha256 prefix) came from and what was made
-    from it."""
+    from it. With --model, TARGET is a prediction's row id: the pipeline run that made its
+    features, and everything upstream."""
     from mlwarden.lineage import Lineage
 
-    lineage = Lineage(_settings(data_dir, database_url).store())
-    found = lineage.trace(int(target) if target.isdigit() else target)
+    settings = _settings(data_dir, database_url)
+    lineage = Lineage(settings.store())
+    if model is not None:
+        from mlwarden.store.rowlog import RowLog
+
+        found = lineage.trace_prediction(model, target, RowLog(settings.data_dir / "log"))
+        click.echo(f"prediction {target} of {model} came from run {found.upstream[0].id}")
+    else:
+        found = lineage.trace(int(target) if target.isdigit() else target)
     click.echo("upstream (nearest first):")
     for r in found.upstream:
         click.echo(f"  run {r.id} {r.name} [{r.status}] {r.started_at:%Y-%m-%d %H:%M:%S}")
@@ -522,6 +533,59 @@ def trace_command(target: str, data_dir: Path | None, database_url: str | None) 
     click.echo("downstream:")
     for r in found.downstream:
         click.echo(f"  run {r.id} {r.name} [{r.status}] {r.started_at:%Y-%m-%d %H:%M:%S}")
+
+
+@cli.command("lineage-ingest")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_DATA_DIR
+@_DATABASE
+@_friendly_errors
+def lineage_ingest_command(path: Path, data_dir: Path | None, database_url: str | None) -> None:
+    """Record the OpenLineage RunEvents in PATH: one JSON event, a JSON list of events, or
+    JSON lines (one event per line). Every event is checked before the first is stored."""
+    from mlwarden.lineage import Lineage
+
+    events = _json_events(path)
+    lineage = Lineage(_settings(data_dir, database_url).store())
+    run_ids = lineage.ingest_openlineage_many(events)
+    for run_id in dict.fromkeys(run_ids):
+        r = lineage.get(run_id)
+        ended = f" ended {r.ended_at:%Y-%m-%d %H:%M:%S}" if r.ended_at else ""
+        error = f": {r.error}" if r.error else ""
+        click.echo(
+            f"run {r.id} {r.name} [{r.status}{error}] {r.external_id} started "
+            f"{r.started_at:%Y-%m-%d %H:%M:%S}{ended}, {len(r.inputs)} input(s), "
+            f"{len(r.outputs)} output(s)"
+        )
+    click.echo(f"{len(run_ids)} event(s), {len(set(run_ids))} run(s).")
+
+
+def _json_events(path: Path) -> list[Any]:
+    """The events of a file: one JSON document (an event or a list), else JSON lines."""
+    import json
+
+    from mlwarden.exceptions import InputError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"Cannot read {path}: {exc}", path=path) from exc
+    try:
+        document = json.loads(text)
+    except ValueError:
+        events = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    events.append(json.loads(line))
+                except ValueError as exc:
+                    raise InputError(
+                        f"{path}, line {number}: not JSON ({exc}); expected an OpenLineage "
+                        "event, a JSON list of events, or one event per line.",
+                        path=path,
+                    ) from exc
+        return events
+    return document if isinstance(document, list) else [document]
 
 
 @cli.command("serve")
@@ -552,6 +616,11 @@ def trace_command(target: str, data_dir: Path | None, database_url: str | None) 
     show_default=True,
     help="What happens to older days: deleted, or compacted into one file per day.",
 )
+@click.option(
+    "--policies",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Reaction policies (YAML) applied after every evaluation round.",
+)
 @_DATA_DIR
 @_DATABASE
 @_friendly_errors
@@ -564,6 +633,7 @@ def serve_command(
     channels: tuple[str, ...],
     keep_days: int | None,
     retention: str,
+    policies: Path | None,
     data_dir: Path | None,
     database_url: str | None,
 ) -> None:
@@ -571,6 +641,12 @@ def serve_command(
     import uvicorn
 
     from mlwarden.server import create_app
+
+    if policies is not None:
+        from mlwarden.react.policies import load_policies
+
+        loaded = load_policies(policies)  # a broken file stops here, with the field named
+        click.echo(f"{len(loaded)} reaction policies from {policies}")
 
     settings = _settings(
         data_dir,
@@ -581,11 +657,61 @@ def serve_command(
         channels=channels,
         keep_days=keep_days,
         retention=retention,
+        policies=policies,
     )
     click.echo(
         f"mlwarden {__version__} serving on http://{host}:{port} (data in {settings.data_dir})"
     )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@cli.command("diagnose")
+@click.argument("incident", type=int)
+@click.option("--refresh", is_flag=True, help="Compute again even when nothing changed.")
+@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write it as JSON.")
+@_DATA_DIR
+@_DATABASE
+@_friendly_errors
+def diagnose_command(
+    incident: int,
+    refresh: bool,
+    top: int,
+    json_path: Path | None,
+    data_dir: Path | None,
+    database_url: str | None,
+) -> None:
+    """The likely causes of INCIDENT, likeliest first, each with its evidence."""
+    from rich.console import Console
+
+    from mlwarden.diagnosis import diagnose
+    from mlwarden.store.rowlog import RowLog
+
+    settings = _settings(data_dir, database_url)
+    store = settings.store()
+    try:
+        result = diagnose(store, RowLog(settings.data_dir / "log"), incident, refresh=refresh)
+    finally:
+        store.close()
+    console = Console()
+    end = "open" if result.ended_at is None else f"{result.ended_at:%Y-%m-%d %H:%M}"
+    console.print(
+        f"[bold]Incident #{result.incident}[/] of {result.model} {result.version}: "
+        f"{result.started_at:%Y-%m-%d %H:%M} → {end}, {result.windows} windows; "
+        f"shift: [bold]{result.shift.replace('_', ' ')}[/]"
+    )
+    if not result.causes:
+        console.print("No cause stands out in what was stored for it.")
+    for cause in result.causes[:top]:
+        console.print(
+            f"\n[bold]{cause.rank}.[/] {cause.title}  [dim]({cause.kind}, score "
+            f"{cause.score:.2f})[/]",
+            highlight=False,
+        )
+        for item in cause.evidence:
+            console.print(f"   • {item}", highlight=False)
+    if json_path is not None:
+        _write_json(json_path, result.to_dict())
 
 
 @cli.group("token")
@@ -821,6 +947,15 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, dt.date | dt.datetime):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _add_groups() -> None:
+    from mlwarden.react.cli import policy_group
+
+    cli.add_command(policy_group)
+
+
+_add_groups()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

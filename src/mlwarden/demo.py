@@ -42,6 +42,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from mlwarden.datasets import Drift, production_line
+from mlwarden.lineage import run as lineage_run
 
 if TYPE_CHECKING:
     import uvicorn
@@ -73,6 +74,13 @@ ROLES: Final = {
     "batch_id": "feature",
 }
 DEFAULT_PORT: Final = 8765
+# The versions of the plant's pipeline steps; featurize 1.5.0 carries the humidity bug.
+EXTRACT_CODE: Final = "historian-export 2.3.1"
+FEATURIZE_CODE: Final = "featurize 1.4.0"
+FEATURIZE_BUGGY: Final = "featurize 1.5.0"
+FEATURIZE_FIXED: Final = "featurize 1.5.1"
+SCORE_CODE: Final = "scoring-service 0.9.2"
+TRAIN_CODE: Final = "train-defects 3.0.0"
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,8 @@ class Detection:
     window_start: datetime | None = None
     detected_at: datetime | None = None
     metrics: list[str] = field(default_factory=list)
+    cause_rank: int | None = None
+    top_cause: str = ""
 
     @property
     def delay(self) -> timedelta | None:
@@ -136,6 +146,8 @@ class DemoResult:
                     if d.delay is None
                     else round(d.delay.total_seconds() / 3600, 2),
                     "metrics": d.metrics,
+                    "cause_rank": d.cause_rank,
+                    "top_cause": d.top_cause,
                 }
                 for d in self.detections
             ],
@@ -173,9 +185,10 @@ def scenario_faults(days: int) -> list[InjectedFault]:
         InjectedFault(
             "null_column",
             "humidity_pct",
-            START + 14 * day + timedelta(hours=10),
-            START + 15 * day + timedelta(hours=22),
-            "an upstream pipeline release drops the humidity column (nulls) for 36 hours",
+            START + 14 * day + timedelta(hours=8),
+            START + 15 * day + timedelta(hours=20),
+            "release 1.5.0 of the featurize step drops the humidity column (nulls) until the "
+            "1.5.1 fix, 36 hours later",
         ),
         InjectedFault(
             "gradual_drift",
@@ -222,7 +235,19 @@ def run_demo(
         freq_seconds=READING_SECONDS,
     )
     train = history.filter(pl.col("timestamp") < START - timedelta(days=HISTORY_DAYS - TRAIN_DAYS))
-    model = _train(train, seed)
+    from mlwarden.server import Settings
+
+    settings = Settings(data_dir=service, public_read=True)
+    store = settings.store()
+    store.migrate()
+    # The plant's own steps are instrumented: each run is kept with its code version and the
+    # content-hashed data it read and wrote (mlwarden runs, mlwarden trace).
+    with lineage_run(
+        "train", store=store, code=TRAIN_CODE, params={"max_iter": 200, "learning_rate": 0.05}
+    ) as step:
+        step.input(train, name="historian/line-history")
+        model = _train(train, seed)
+        step.output(model, name=f"{MODEL} 1")
     reference = _score(model, history.filter(pl.col("timestamp") >= train["timestamp"].max()))
     console.print(
         f"Trained a gradient-boosting defect model on {train.height:,} readings "
@@ -231,15 +256,9 @@ def run_demo(
     )
 
     faults = scenario_faults(days)
-    production = _production(days, seed, faults, model)
+    production = _production(days, seed, faults)
     port = _free_port(port)
     url = f"http://127.0.0.1:{port}"
-
-    from mlwarden.server import Settings
-
-    settings = Settings(data_dir=service, public_read=True)
-    store = settings.store()
-    store.migrate()
     started = time.perf_counter()
     from mlwarden.registry import Registry
 
@@ -263,8 +282,10 @@ def run_demo(
 
     server, thread = _start_server(settings, port)
     try:
-        incidents, detected = _stream(console, store, service, url, token, production, days)
-        result = _summary(console, store, faults, incidents, detected, out, url, began)
+        incidents, detected = _stream(
+            console, store, service, url, token, production, days, model, faults
+        )
+        result = _summary(console, store, service, faults, incidents, detected, out, url, began)
         if json_path is not None:
             json_path.parent.mkdir(parents=True, exist_ok=True)
             json_path.write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
@@ -318,10 +339,9 @@ def _auc(frame: pl.DataFrame) -> float:
     return float(roc_auc_score(frame["defect"].to_numpy(), frame["defect_score"].to_numpy()))
 
 
-def _production(
-    days: int, seed: int, faults: list[InjectedFault], model: HistGradientBoostingClassifier
-) -> pl.DataFrame:
-    """The days of production with the faults injected, scored by the model as they arrive."""
+def _production(days: int, seed: int, faults: list[InjectedFault]) -> pl.DataFrame:
+    """The days of production as the plant's historian records them, with the sensor faults
+    injected (the null column is the featurize step's bug, injected there)."""
     n = days * ROWS_PER_DAY
     process = [
         Drift(
@@ -343,13 +363,64 @@ def _production(
             value = pl.when(during).then(None).otherwise(value).forward_fill()
         elif fault.kind == "unit_change":
             value = pl.when(during).then(value * 1.8 + 32.0).otherwise(value)
-        elif fault.kind == "null_column":
-            value = pl.when(during).then(None).otherwise(value)
         else:
             continue
         frame = frame.with_columns(value.alias(fault.column))
     ids = pl.format("r{}", pl.int_range(pl.len(), dtype=pl.Int64)).alias("id")
-    return _score(model, frame.with_columns(ids))
+    return frame.with_columns(ids)
+
+
+def _release(chunk_start: datetime, faults: list[InjectedFault]) -> str:
+    """The featurize release deployed at ``chunk_start``."""
+    bug = next((f for f in faults if f.kind == "null_column"), None)
+    if bug is None or chunk_start < bug.start:
+        return FEATURIZE_CODE
+    return FEATURIZE_BUGGY if chunk_start < bug.end else FEATURIZE_FIXED
+
+
+def _featurize(readings: pl.DataFrame, release: str) -> pl.DataFrame:
+    """The model's inputs from the readings; release 1.5.0 loses the humidity on the way."""
+    features = readings.select("timestamp", "batch_id", *FEATURES, "operator_shift")
+    if release == FEATURIZE_BUGGY:
+        features = features.with_columns(pl.lit(None, pl.Float64).alias("humidity_pct"))
+    return features
+
+
+def _right_cause(fault: InjectedFault, cause: dict[str, Any]) -> bool:
+    """Whether a diagnosed cause names ``fault``: its kind, on its column."""
+    if fault.column not in cause["columns"]:
+        return False
+    if fault.kind == "stuck_sensor":
+        return bool(cause["kind"] == "quality" and cause["detail"].get("check") == "stuck")
+    if fault.kind == "unit_change":
+        return bool(cause["kind"] == "quality" and "conversion" in cause["detail"])
+    if fault.kind == "null_column":  # traced to the release that introduced it
+        return bool(cause["kind"] == "upstream" and cause["detail"].get("step") == "featurize")
+    return bool(cause["kind"] == "drift")
+
+
+def _diagnose(
+    store: Store, service: Path, incidents: list[dict[str, Any]], detections: list[Detection]
+) -> None:
+    """Each incident's ranked causes; for each detected fault, the rank of its right cause."""
+    from mlwarden.diagnosis import diagnose
+    from mlwarden.store.rowlog import RowLog
+
+    rowlog = RowLog(service / "log")
+    by_id = {}
+    for incident in incidents:
+        diagnosis = diagnose(store, rowlog, incident["id"])
+        incident["shift"] = diagnosis.shift
+        incident["causes"] = [c.to_dict() for c in diagnosis.causes[:5]]
+        by_id[incident["id"]] = diagnosis
+    for detection in detections:
+        found = by_id.get(detection.incident) if detection.incident is not None else None
+        if found is None or not found.causes:
+            continue
+        detection.top_cause = found.causes[0].title
+        detection.cause_rank = next(
+            (c.rank for c in found.causes if _right_cause(detection.fault, c.to_dict())), None
+        )
 
 
 def _free_port(preferred: int) -> int:
@@ -389,9 +460,13 @@ def _stream(
     token: str,
     production: pl.DataFrame,
     days: int,
+    model: HistGradientBoostingClassifier,
+    faults: list[InjectedFault],
 ) -> tuple[list[dict[str, Any]], dict[int, datetime]]:
-    """Send the production through the client, labels two days late, evaluating every window
-    as it closes; return the incidents and when each was first seen."""
+    """Run the plant's pipeline on every four hours of production (extract, featurize,
+    score), send the predictions through the client linked to the featurize run, labels two
+    days late, evaluating every window as it closes; return the incidents and when each was
+    first seen."""
     from rich.progress import Progress
 
     from mlwarden.monitor import Monitor
@@ -412,10 +487,25 @@ def _stream(
         for (chunk_start,), chunk in sorted(chunks.items(), key=lambda item: item[0]):
             assert isinstance(chunk_start, datetime)
             now = chunk_start + step
-            features = chunk.select("timestamp", "batch_id", *FEATURES, "operator_shift")
-            monitor.log(
-                features, chunk.select("defect_score", "prediction"), ids=chunk["id"].to_list()
-            )
+            stamp = f"{chunk_start:%Y%m%dT%H%M}"
+            with lineage_run(
+                "extract", store=store, code=EXTRACT_CODE, params={"hours": 4}
+            ) as stage:
+                stage.input(chunk, name=f"historian/line/{stamp}")
+                readings = chunk.drop("defect", "defect_score", "prediction")
+                stage.output(readings, name=f"readings/{stamp}")
+            release = _release(chunk_start, faults)
+            with lineage_run("featurize", store=store, code=release) as stage:
+                stage.input(readings)
+                features = _featurize(readings, release)
+                stage.output(features, name=f"features/{stamp}")
+                featurized = stage.id
+            with lineage_run("score", store=store, code=SCORE_CODE) as stage:
+                stage.input(features)
+                stage.input(model, name=f"{MODEL} 1")
+                scores = _score(model, features).select("defect_score", "prediction")
+                stage.output(scores, name=f"predictions/{stamp}")
+            monitor.log(features, scores, ids=chunk["id"].to_list(), run=featurized)
             sent += chunk.height
             if now.hour == 0:  # the lab reports the day before yesterday
                 day = production.filter(
@@ -446,6 +536,7 @@ def _stream(
 def _summary(
     console: Console,
     store: Store,
+    service: Path,
     faults: list[InjectedFault],
     incidents: list[dict[str, Any]],
     detected: dict[int, datetime],
@@ -497,10 +588,12 @@ def _summary(
         incident["columns"] = sorted(set(rows["column"]) - {""})
         incident["segments"] = sorted(set(rows["segment"]) - {""})
     false_alarms = [i["id"] for i in incidents if i["id"] not in explained]
+    _diagnose(store, service, incidents, detections)
 
     table = Table(title="What was injected, and when mlwarden opened an incident for it")
     for name in ("fault", "column", "injected", "incident", "detected", "delay", "fired"):
         table.add_column(name)
+    table.add_column("likeliest cause (diagnosis)", max_width=44)
     for d in detections:
         fired = ", ".join(d.metrics[:4]) + (f" +{len(d.metrics) - 4}" if len(d.metrics) > 4 else "")
         table.add_row(
@@ -511,6 +604,12 @@ def _summary(
             "[red]missed[/]" if d.detected_at is None else f"{d.detected_at:%b %d %H:%M}",
             "" if d.delay is None else f"{d.delay.total_seconds() / 3600:.1f} h",
             fired,
+            d.top_cause
+            + (
+                ""
+                if d.cause_rank in (None, 1)
+                else f" [yellow](the right cause is #{d.cause_rank})[/]"
+            ),
         )
     console.print(table)
     caught = sum(d.incident is not None for d in detections)

@@ -12,7 +12,7 @@ import io
 import os
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
@@ -21,7 +21,7 @@ import polars as pl
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from mlwarden._version import __version__
 from mlwarden.exceptions import (
@@ -68,6 +68,8 @@ class Settings:
         keep_days: logged rows and labels older than this many days are removed (``retention``
             ``"delete"``) or compacted (``"compact"``) after each evaluation round; None keeps
             them. Windows, their profiles and metrics stay in the metadata store.
+        policies: a YAML file of reaction policies applied after each evaluation round
+            (see :mod:`mlwarden.react.policies`); read and checked when the server starts.
     """
 
     data_dir: Path = field(
@@ -82,6 +84,7 @@ class Settings:
     channels: tuple[str, ...] = ()
     keep_days: int | None = None
     retention: Literal["delete", "compact"] = "delete"
+    policies: Path | None = None
 
     def store(self) -> Store:
         url = self.database_url or os.environ.get("MLWARDEN_DATABASE_URL")
@@ -89,11 +92,19 @@ class Settings:
 
 
 class RowsBatch(BaseModel):
-    """A batch of logged rows in JSON."""
+    """A batch of logged rows in JSON; ``run`` names the pipeline run that made their features
+    (a run id or an OpenLineage run id)."""
 
     batch_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     timestamp: str = Field(default="timestamp", min_length=1, max_length=200)
     rows: list[dict[str, Any]] = Field(min_length=1)
+    run: str = Field(default="", max_length=200)
+
+    @field_validator("run", mode="before")
+    @classmethod
+    def _run_id_digits(cls, value: object) -> object:
+        """A run id may be sent as a number."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class LabelsBatch(BaseModel):
@@ -165,11 +176,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.store = store
         app.state.rowlog = RowLog(settings.data_dir / "log")
         scheduler = dispatcher = None
+        app.state.dispatcher = None
         if settings.evaluate_every:
             from mlwarden.react import Dispatcher
+            from mlwarden.react.policies import load_policies
             from mlwarden.service.scheduler import Scheduler
 
+            policies = load_policies(settings.policies) if settings.policies else []
             dispatcher = Dispatcher(settings.channels) if settings.channels else None
+            app.state.dispatcher = dispatcher
             scheduler = Scheduler(
                 store,
                 app.state.rowlog,
@@ -178,6 +193,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 notify=dispatcher,
                 keep_days=settings.keep_days,
                 retention=settings.retention,
+                policies=policies,
+                data_dir=settings.data_dir,
             ).start()
         app.state.scheduler = scheduler
         yield
@@ -364,17 +381,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _: WriteToken,
         idempotency_key: Annotated[str | None, Header()] = None,
         timestamp_column: Annotated[str, Header(alias="X-Timestamp-Column")] = "timestamp",
+        run_header: Annotated[str, Header(alias="X-Run", max_length=200)] = "",
     ) -> Stored:
         """Log a batch of rows a model version saw: JSON (``RowsBatch``) or an Arrow IPC
-        stream (``Idempotency-Key`` header as batch id)."""
+        stream (``Idempotency-Key`` header as batch id, ``X-Run`` header as the run). The batch
+        is kept with its run and the time span of its rows, which link predictions to the
+        pipeline run that made their features."""
         store: Store = request.app.state.store
         # A known model and version (or alias: rows are filed under the version it points at).
         version = (await run_in_threadpool(store.resolve, model, version)).version
         body = await _body(request, settings.max_request_bytes)
         # Parsing, writing and syncing run off the event loop, so batches arriving together
         # are stored side by side and the loop keeps answering.
-        frame, batch_id, timestamp = await run_in_threadpool(
-            _rows, request, body, idempotency_key, timestamp_column
+        frame, batch_id, timestamp, run = await run_in_threadpool(
+            _rows, request, body, idempotency_key, timestamp_column, run_header
         )
         if frame.height > settings.max_rows:
             raise HTTPException(
@@ -384,7 +404,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         written = await run_in_threadpool(
             partial(rowlog.append, model, version, frame, batch_id=batch_id, timestamp=timestamp)
         )
-        new = await run_in_threadpool(store.record_batch, model, batch_id, frame.height)
+        first_at, last_at = await run_in_threadpool(_span, frame, timestamp)
+        new = await run_in_threadpool(
+            partial(
+                store.record_batch,
+                model,
+                batch_id,
+                frame.height,
+                run_ref=run,
+                first_at=first_at,
+                last_at=last_at,
+            )
+        )
         return Stored(batch_id=batch_id, rows=frame.height, duplicate=not new and written == 0)
 
     @app.post(f"{API}/models/{{model}}/labels", tags=["ingest"], response_model=Stored)
@@ -422,8 +453,9 @@ async def _body(request: Request, limit: int) -> bytes:
 
 
 def _rows(
-    request: Request, body: bytes, idempotency_key: str | None, timestamp: str
-) -> tuple[pl.DataFrame, str, str]:
+    request: Request, body: bytes, idempotency_key: str | None, timestamp: str, run: str
+) -> tuple[pl.DataFrame, str, str, str]:
+    """The batch's rows, batch id, time column and run (the body's, else the header's)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
     if content_type == ARROW_STREAM:
         if not idempotency_key:
@@ -450,7 +482,7 @@ def _rows(
                     }
                 ],
             ) from exc
-        return frame, idempotency_key, timestamp
+        return frame, idempotency_key, timestamp, run
     if content_type not in ("application/json", ""):
         raise HTTPException(
             415, f"Send rows as application/json or {ARROW_STREAM}; got {content_type!r}."
@@ -467,7 +499,24 @@ def _rows(
             ]
             raise HTTPException(422, errors) from exc
         raise
-    return _frame(batch.rows, "rows", batch.timestamp), batch.batch_id, batch.timestamp
+    frame = _frame(batch.rows, "rows", batch.timestamp)
+    return frame, batch.batch_id, batch.timestamp, batch.run or run
+
+
+def _span(frame: pl.DataFrame, timestamp: str) -> tuple[datetime | None, datetime | None]:
+    """The times of a batch's first and last rows, in UTC (None without a time column)."""
+    if frame.height == 0 or not isinstance(frame.schema.get(timestamp), pl.Datetime):
+        return None, None
+    first, last = frame.select(
+        pl.col(timestamp).min().alias("first"), pl.col(timestamp).max().alias("last")
+    ).row(0)
+
+    def utc(moment: datetime | None) -> datetime | None:
+        if moment is None:
+            return None
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+    return utc(first), utc(last)
 
 
 def _frame(records: list[dict[str, Any]], where: str, timestamp: str) -> pl.DataFrame:
