@@ -232,6 +232,13 @@ def test_incidents_list_the_stuck_sensor(site: Site, page: Any) -> None:
     alerts = page.locator("#alert-list tbody tr")
     assert alerts.count() == stuck[-1]["alerts"]
     assert STUCK in page.locator("#alert-list").inner_text()
+    # the diagnosis names the stuck sensor first, with its evidence
+    first = page.locator("#causes > li").first
+    assert first.get_attribute("data-kind") == "quality"
+    assert first.get_attribute("data-column") == "pressure_bar"
+    assert "stuck" in first.locator(".cause-head").inner_text()
+    assert f"{STUCK} failed in" in first.locator(".evidence").inner_text()
+    assert page.locator("#shift").inner_text() == "data quality"
     alerts.filter(has_text=STUCK).get_by_role("link").click()
     page.wait_for_url(f"**/models/{MODEL}/windows/*")
     assert page.locator(f'#failing-checks tr[data-check="{STUCK}"]').count() == 1
