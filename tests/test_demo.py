@@ -161,3 +161,24 @@ def test_a_prediction_traces_back_to_the_release_and_the_raw_data(
     assert {r.name for r in runs} == {"train", "extract", "featurize", "score"}
     assert all(r.status == "succeeded" for r in runs)
     store.close()
+
+
+def test_policies_quarantine_broken_readings_and_ask_before_retraining(
+    demo: tuple[dict[str, Any], str, Path],
+) -> None:
+    report, output, _ = demo
+    by_fault = {d["fault"]: d["incident"] for d in report["detections"]}
+    taken = report["actions"]
+    quarantined = {a["incident_id"]: a for a in taken if a["action"] == "quarantine"}
+    for fault in ("stuck_sensor", "unit_change", "null_column"):
+        action = quarantined[by_fault[fault]]
+        assert action["status"] == "done"
+        result = action["detail"]["result"]
+        assert result["quarantined"] > 0
+        assert Path(result["path"]).is_file()
+    keys = [a["key"] for a in taken]
+    assert len(keys) == len(set(keys)), "each action once per incident"
+    retrain = [a for a in taken if a["action"] == "retrain"]
+    assert retrain, "the lasting vibration drift asks for a retraining"
+    assert all(a["status"] == "pending" for a in retrain), "which waits for a person"
+    assert "What the reaction policies did" in output

@@ -122,6 +122,7 @@ class DemoResult:
     incidents: list[dict[str, Any]]
     false_alarms: list[int]
     seconds: float
+    actions: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         def when(value: datetime | None) -> str | None:
@@ -161,6 +162,7 @@ class DemoResult:
                 for incident in self.incidents
             ],
             "false_alarms": self.false_alarms,
+            "actions": self.actions,
         }
 
 
@@ -370,6 +372,37 @@ def _production(days: int, seed: int, faults: list[InjectedFault]) -> pl.DataFra
     return frame.with_columns(ids)
 
 
+def _policy_file(service: Path) -> Path:
+    """The plant's reaction policies: readings that break an error-level check are set aside
+    (quarantined through the quality gate) once per incident; a feature drifting for a day
+    asks for a retraining on the suggested training set, which waits for a person's approval
+    on the dashboard's Actions page."""
+    import sys
+
+    retrain = [
+        sys.executable,
+        "-c",
+        "import sys, polars as pl; print(pl.read_parquet(sys.argv[1]).shape)",
+        "{training_set}",
+    ]
+    text = f"""\
+policies:
+  - name: quarantine-broken-readings
+    description: Readings that break an error-level check go to the process engineers.
+    when: {{metric: quality, severity: error}}
+    actions:
+      - quarantine: {{}}
+  - name: retrain-on-lasting-drift
+    description: A feature drifting for a day (six windows) asks for a retraining.
+    when: {{metric: "drift.*", column: "*_*", consecutive: 6, incident: open}}
+    actions:
+      - retrain: {{command: {json.dumps(retrain)}, approval: required}}
+"""
+    path = service / "policies.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def _release(chunk_start: datetime, faults: list[InjectedFault]) -> str:
     """The featurize release deployed at ``chunk_start``."""
     bug = next((f for f in faults if f.kind == "null_column"), None)
@@ -470,10 +503,12 @@ def _stream(
     from rich.progress import Progress
 
     from mlwarden.monitor import Monitor
+    from mlwarden.react.policies import apply_policies, load_policies
     from mlwarden.service import evaluate
     from mlwarden.store.rowlog import RowLog
 
     rowlog = RowLog(service / "log")
+    policies = load_policies(_policy_file(service))
     monitor = Monitor(MODEL, "1", url=url, token=token, batch_rows=10_000, flush_seconds=0.5)
     detected: dict[int, datetime] = {}
     step = timedelta(hours=4)
@@ -521,6 +556,7 @@ def _stream(
             for outcome in evaluate(store, rowlog, MODEL, "production", window=WINDOW, now=now):
                 if outcome.incident is not None and outcome.incident not in detected:
                     detected[outcome.incident] = now
+            apply_policies(store, rowlog, policies, now=now, data_dir=service)
             progress.advance(task)
     monitor.close()
     stats = monitor.stats()
@@ -617,6 +653,23 @@ def _summary(
         f"{caught} of {len(faults)} faults detected; {len(incidents)} incidents in all, "
         f"{len(false_alarms)} not explained by an injected fault (false alarms)."
     )
+    from mlwarden.react.policies import actions
+
+    taken = sorted(actions(store, MODEL, limit=1_000), key=lambda a: a.id)
+    if taken:
+        done = Table(title="What the reaction policies did (audit log)")
+        for name in ("when", "policy", "action", "incident", "status", "what"):
+            done.add_column(name)
+        for a in taken:
+            done.add_row(
+                f"{a.created_at:%b %d %H:%M}",
+                a.policy,
+                a.action,
+                "—" if a.incident_id is None else f"#{a.incident_id}",
+                a.status.replace("_", " "),
+                a.summary[:90],
+            )
+        console.print(done)
     return DemoResult(
         out=out,
         url=url,
@@ -625,4 +678,5 @@ def _summary(
         incidents=incidents,
         false_alarms=false_alarms,
         seconds=time.perf_counter() - began,
+        actions=[a.to_dict() for a in taken],
     )
