@@ -90,3 +90,29 @@ def test_the_diagnosis_is_kept_until_the_incident_changes(tmp_path: Path) -> Non
     assert [c.title for c in fresh.causes] == [c.title for c in first.causes]
     with pytest.raises(NotFoundError, match="No incident with id 999"):
         diagnose(store, log, 999)
+
+
+def test_mlwarden_diagnose_prints_the_causes_and_writes_json(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from mlwarden.cli import cli
+
+    store, _, incident = _incident(
+        tmp_path, StuckSensor(column="pressure_bar", start_row=900, n_rows=400)
+    )
+    store.close()
+    out = tmp_path / "diagnosis.json"
+    result = CliRunner().invoke(
+        cli, ["diagnose", str(incident), "--data-dir", str(tmp_path), "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"Incident #{incident}" in result.output
+    assert "1. pressure_bar is stuck" in result.output
+    assert "stuck(pressure_bar) failed in" in result.output
+    doc = json.loads(out.read_text())
+    assert doc["causes"][0]["column"] == "pressure_bar"
+    missing = CliRunner().invoke(cli, ["diagnose", "4242", "--data-dir", str(tmp_path)])
+    assert missing.exit_code == 2
+    assert "No incident with id 4242" in missing.output
