@@ -1,14 +1,15 @@
 """Lineage: runs of a four-step pipeline recorded by decorator and context manager, traced
 backward to the raw file and forward to the model; staleness; failed runs; OpenLineage events
 in any order; checks before and after a step; predictions traced back to the run that made their
-features; the command line."""
+features; the command line. On every store backend, but for the commands, which open the SQLite
+file."""
 
 from __future__ import annotations
 
 import json
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,21 +17,14 @@ from typing import Any
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import create_engine, text
 
 from mlwarden.cli import cli
 from mlwarden.datasets import production_line
 from mlwarden.exceptions import InputError, NotFoundError, ParameterError
 from mlwarden.lineage import Lineage, component, content_hash, dataset_hash, run
 from mlwarden.quality import Suite
-from mlwarden.store.metadata import Store, normalize_url
+from mlwarden.store.metadata import Store
 from mlwarden.store.rowlog import RowLog
-from tests.store.conftest import POSTGRES_ENV, postgres_url
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'mlwarden.db'}")
 
 
 def pipeline(store: Store, raw: Path) -> dict[str, object]:
@@ -108,6 +102,7 @@ def test_a_failed_step_is_recorded_with_its_error(store: Store) -> None:
         Lineage(store).trace("0123456789abcdef")
 
 
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)  # the commands open its file
 def test_runs_and_trace_on_the_command_line(store: Store, tmp_path: Path) -> None:
     raw = tmp_path / "line.parquet"
     production_line(500, seed=2).write_parquet(raw)
@@ -124,36 +119,10 @@ def test_runs_and_trace_on_the_command_line(store: Store, tmp_path: Path) -> Non
     assert str(raw) in traced.output
 
 
-# -- on every store backend ----------------------------------------------------------------------
+# -- OpenLineage events --------------------------------------------------------------------------
 
 T0 = datetime(2024, 5, 1, 8, tzinfo=UTC)
 MODEL = "defect-model"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A migrated store on SQLite, and on PostgreSQL (a schema of its own) when the tests have
-    its URL, as the store contract tests do."""
-    if request.param == "sqlite":
-        s = Store(f"sqlite:///{tmp_path / 'backend.db'}")
-        s.migrate()
-        yield s
-        s.close()
-        return
-    url = postgres_url()
-    if not url:
-        pytest.skip(f"{POSTGRES_ENV} is not set")
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    s = Store(url, schema=schema)
-    s.migrate()
-    try:
-        yield s
-    finally:
-        s.close()
-        engine = create_engine(normalize_url(url))
-        with engine.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        engine.dispose()
 
 
 def dataset(name: str, version: str | None = None, namespace: str = "warehouse") -> dict[str, Any]:
@@ -193,8 +162,8 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def test_openlineage_start_then_complete_is_one_succeeded_run(backend: Store) -> None:
-    lineage = Lineage(backend)
+def test_openlineage_start_then_complete_is_one_succeeded_run(store: Store) -> None:
+    lineage = Lineage(store)
     run_id = new_id()
     start = event("START", run_id, "featurize", T0, inputs=[dataset("raw")])
     start["job"]["facets"] = {
@@ -239,8 +208,8 @@ def test_openlineage_start_then_complete_is_one_succeeded_run(backend: Store) ->
     assert lineage.resolve(run_id) == lineage.resolve(str(first)) == first
 
 
-def test_openlineage_complete_alone_fail_and_abort(backend: Store) -> None:
-    lineage = Lineage(backend)
+def test_openlineage_complete_alone_fail_and_abort(store: Store) -> None:
+    lineage = Lineage(store)
     alone = lineage.ingest_openlineage(event("COMPLETE", new_id(), "extract", T0))
     record = lineage.get(alone)
     assert (record.status, record.started_at, record.ended_at) == ("succeeded", T0, T0)
@@ -263,8 +232,8 @@ def test_openlineage_complete_alone_fail_and_abort(backend: Store) -> None:
     assert (aborted.status, aborted.error) == ("failed", "aborted")
 
 
-def test_openlineage_events_out_of_order(backend: Store) -> None:
-    lineage = Lineage(backend)
+def test_openlineage_events_out_of_order(store: Store) -> None:
+    lineage = Lineage(store)
     run_id = new_id()
     end = T0 + timedelta(minutes=30)
     ids = lineage.ingest_openlineage_many(
@@ -310,9 +279,9 @@ def openlineage_pipeline(lineage: Lineage) -> dict[str, int]:
 
 
 def test_four_openlineage_jobs_chained_by_datasets_are_traced_end_to_end(
-    backend: Store,
+    store: Store,
 ) -> None:
-    lineage = Lineage(backend)
+    lineage = Lineage(store)
     ids = openlineage_pipeline(lineage)
     back = lineage.trace(ids["score"])
     names = [r.name for r in back.upstream]
@@ -327,9 +296,9 @@ def test_four_openlineage_jobs_chained_by_datasets_are_traced_end_to_end(
 
 
 def test_a_new_dataset_version_makes_the_runs_that_read_the_old_one_stale(
-    backend: Store,
+    store: Store,
 ) -> None:
-    lineage = Lineage(backend)
+    lineage = Lineage(store)
     train = lineage.ingest_openlineage(
         event("COMPLETE", new_id(), "train", T0, inputs=[dataset("features", "v1")])
     )
@@ -421,14 +390,14 @@ RANGES = Suite.from_dict(
 
 
 def test_checks_before_and_after_a_component_are_stored_with_the_run(
-    backend: Store, tmp_path: Path
+    store: Store, tmp_path: Path
 ) -> None:
     features_suite = tmp_path / "features.yaml"
     Suite.from_dict({"checks": [{"check": "not_null", "column": "temperature_mean"}]}).to_yaml(
         features_suite
     )
 
-    @component("featurize", store=backend, checks_before=RANGES, checks_after=features_suite)
+    @component("featurize", store=store, checks_before=RANGES, checks_after=features_suite)
     def featurize(frame: pl.DataFrame, *, window: int = 3) -> pl.DataFrame:
         return frame.with_columns(
             pl.col("temperature_c").rolling_mean(window).alias("temperature_mean")
@@ -436,7 +405,7 @@ def test_checks_before_and_after_a_component_are_stored_with_the_run(
 
     good = pl.DataFrame({"temperature_c": [231.0, 229.5, 230.2, 232.0]})
     featurize(good, window=1)
-    (record,) = Lineage(backend).runs("featurize")
+    (record,) = Lineage(store).runs("featurize")
     assert record.status == "succeeded"
     assert [(c.stage, c.name, c.passed) for c in record.checks] == [
         ("before", "line-ranges(frame)", True),
@@ -444,19 +413,19 @@ def test_checks_before_and_after_a_component_are_stored_with_the_run(
     ]
     # A failed check is recorded and, with on_fail="record", the step goes on.
     featurize(good.vstack(pl.DataFrame({"temperature_c": [4120.0]})), window=3)
-    latest = Lineage(backend).runs("featurize")[0]
+    latest = Lineage(store).runs("featurize")[0]
     assert latest.status == "succeeded"
-    before, after = Lineage(backend).checks(latest.id)
+    before, after = Lineage(store).checks(latest.id)
     assert (before.passed, after.passed) == (False, False)  # and 2 null rolling means
     assert before.result["checks"][1]["n_failed"] == 1
     assert before.result["checks"][1]["sample"] == [{"row": 4, "temperature_c": 4120.0}]
     assert after.result["checks"][0]["n_failed"] == 2
 
 
-def test_a_failed_check_with_on_fail_raise_fails_the_run(backend: Store) -> None:
+def test_a_failed_check_with_on_fail_raise_fails_the_run(store: Store) -> None:
     called = []
 
-    @component("load", store=backend, checks_before={"frame": RANGES}, on_fail="raise")
+    @component("load", store=store, checks_before={"frame": RANGES}, on_fail="raise")
     def load(frame: pl.DataFrame, limit: int) -> pl.DataFrame:
         called.append(limit)
         return frame.head(limit)
@@ -464,25 +433,25 @@ def test_a_failed_check_with_on_fail_raise_fails_the_run(backend: Store) -> None
     with pytest.raises(InputError, match=r"check 'line-ranges\(frame\)' before step 'load'"):
         load(pl.DataFrame({"temperature_c": [231.0, None]}), 10)
     assert called == []  # the step did not run on bad data
-    (failed,) = Lineage(backend).runs("load")
+    (failed,) = Lineage(store).runs("load")
     assert failed.status == "failed"
     assert "not_null(temperature_c)" in failed.error
     assert [(c.stage, c.passed) for c in failed.checks] == [("before", False)]
 
-    @component("clip", store=backend, checks_after=RANGES, on_fail="raise")
+    @component("clip", store=store, checks_after=RANGES, on_fail="raise")
     def clip(frame: pl.DataFrame) -> pl.DataFrame:
         return frame.with_columns(pl.col("temperature_c") * 10)
 
     with pytest.raises(InputError, match="after step 'clip' failed"):
         clip(pl.DataFrame({"temperature_c": [231.0]}))
-    (clipped,) = Lineage(backend).runs("clip")
+    (clipped,) = Lineage(store).runs("clip")
     assert clipped.status == "failed"
     assert len(clipped.outputs) == 1  # what it made is still known
 
-    with run("train", store=backend) as r:
+    with run("train", store=store) as r:
         validation = r.check(RANGES, pl.DataFrame({"temperature_c": [200.0]}), stage="before")
     assert validation.passed
-    assert Lineage(backend).checks(r.id)[0].name == "line-ranges"
+    assert Lineage(store).checks(r.id)[0].name == "line-ranges"
 
 
 def test_component_checks_are_refused_when_they_cannot_apply(store: Store) -> None:
@@ -534,21 +503,21 @@ def log_batch(
     return frame
 
 
-def test_batches_and_predictions_lead_back_to_their_runs(backend: Store, tmp_path: Path) -> None:
-    backend.create_model(MODEL)
-    backend.create_version(MODEL, "1")
+def test_batches_and_predictions_lead_back_to_their_runs(store: Store, tmp_path: Path) -> None:
+    store.create_model(MODEL)
+    store.create_version(MODEL, "1")
     rowlog = RowLog(tmp_path / "log")
-    lineage = Lineage(backend)
+    lineage = Lineage(store)
     ids = openlineage_pipeline(lineage)  # an orchestrator's featurize job ...
     featurize_external = lineage.get(ids["featurize"]).external_id
     assert featurize_external is not None
-    with run("featurize-online", store=backend) as online:  # ... and a step of our own
+    with run("featurize-online", store=store) as online:  # ... and a step of our own
         online.input(pl.DataFrame({"temperature_c": [231.0]}), name="sensor-buffer")
-    log_batch(backend, rowlog, "b1", 0, 50, str(online.id))  # 08:00-08:49
-    log_batch(backend, rowlog, "b2", 60, 30, featurize_external.upper())  # 09:00-09:29
-    log_batch(backend, rowlog, "b3", 90, 30, featurize_external)  # 09:30-09:59
-    log_batch(backend, rowlog, "b4", 120, 10, "unknown-run")  # 10:00-10:09
-    log_batch(backend, rowlog, "b5", 130, 10, "")  # 10:10-10:19
+    log_batch(store, rowlog, "b1", 0, 50, str(online.id))  # 08:00-08:49
+    log_batch(store, rowlog, "b2", 60, 30, featurize_external.upper())  # 09:00-09:29
+    log_batch(store, rowlog, "b3", 90, 30, featurize_external)  # 09:30-09:59
+    log_batch(store, rowlog, "b4", 120, 10, "unknown-run")  # 10:00-10:09
+    log_batch(store, rowlog, "b5", 130, 10, "")  # 10:10-10:19
 
     found = lineage.batch_runs(MODEL, T0, T0 + timedelta(hours=3))
     assert [(r.name, n) for r, n in found] == [("featurize", 60), ("featurize-online", 50)]
@@ -574,6 +543,7 @@ def test_batches_and_predictions_lead_back_to_their_runs(backend: Store, tmp_pat
         lineage.batch_runs("defect-modle", T0, T0 + timedelta(hours=1))
 
 
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)  # the commands open its file
 def test_openlineage_files_and_prediction_traces_on_the_command_line(
     store: Store, tmp_path: Path
 ) -> None:

@@ -6,36 +6,24 @@ Errors a user can cause print one line and exit with status 2.
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from mlwarden._cli_common import (
+    DATA_DIR_OPTION,
+    DATABASE_OPTION,
+    build_settings,
+    friendly_errors,
+)
 from mlwarden._version import __version__
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
-USAGE_ERROR = 2
-
-
-def _friendly_errors(func: F) -> F:
-    """Turn mlwarden's own errors into a one-line message and exit status 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from mlwarden.exceptions import MlwardenError
-
-        try:
-            return func(*args, **kwargs)
-        except MlwardenError as exc:
-            message = " ".join(str(exc).split())
-            click.echo(f"mlwarden: error: {message}", err=True)
-            sys.exit(USAGE_ERROR)
-
-    return wrapper  # type: ignore[return-value]
+    from mlwarden.store.metadata import Scope
 
 
 def _pairs(values: Sequence[str], option: str) -> dict[str, str]:
@@ -71,7 +59,7 @@ def cli() -> None:
 @click.option("--batch-rows", type=click.IntRange(min=1), default=1 << 18, show_default=True)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the tables.")
-@_friendly_errors
+@friendly_errors
 def profile_command(
     path: Path,
     json_out: Path | None,
@@ -127,7 +115,7 @@ def profile_command(
 @click.option("--kind", "kinds", multiple=True, metavar="COLUMN=KIND", help="Override a kind.")
 @click.option("--role", "roles", multiple=True, metavar="COLUMN=ROLE", help="Override a role.")
 @click.option("--fail-on-drift", is_flag=True, help="Exit with status 1 on dataset drift.")
-@_friendly_errors
+@friendly_errors
 def drift_command(
     reference: Path,
     current: Path,
@@ -199,7 +187,7 @@ def drift_command(
 @click.option("--timestamp", help="Event-time column for --window.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the result here.")
 @click.option("--html", "html_out", type=click.Path(path_type=Path), help="Write an HTML report.")
-@_friendly_errors
+@friendly_errors
 def estimate_command(
     reference: Path,
     analysis: Path,
@@ -273,7 +261,7 @@ def estimate_command(
 @click.option("--window", help="Window of the bands and the held-out test: '1h' or a row count.")
 @click.option("--holdout", type=click.FloatRange(0.05, 0.8), default=0.3, show_default=True)
 @click.option("--name", help="The suite's name.")
-@_friendly_errors
+@friendly_errors
 def suggest_command(
     reference: Path,
     out: Path,
@@ -326,7 +314,7 @@ def suggest_command(
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05)
 @click.option("--no-pairs", is_flag=True, help="Single slices only.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False))
-@_friendly_errors
+@friendly_errors
 def slices_command(
     data: Path,
     outcome: str,
@@ -392,7 +380,7 @@ def slices_command(
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict.")
 @click.option("--all", "show_all", is_flag=True, help="List every passed check too.")
-@_friendly_errors
+@friendly_errors
 def check_command(
     data: Path,
     suite_path: Path,
@@ -448,33 +436,12 @@ def _window(value: str | None) -> str | int | None:
     return int(value) if value.isdigit() else value
 
 
-def _settings(data_dir: Path | None, database_url: str | None, **extra: Any) -> Any:
-    from mlwarden.server import Settings
-
-    kwargs: dict[str, Any] = dict(extra)
-    if data_dir is not None:
-        kwargs["data_dir"] = data_dir
-    if database_url is not None:
-        kwargs["database_url"] = database_url
-    return Settings(**kwargs)
-
-
-_DATA_DIR = click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    help="Data directory (default: $MLWARDEN_DATA_DIR or .mlwarden).",
-)
-_DATABASE = click.option(
-    "--database-url", help="Metadata store URL (default: $MLWARDEN_DATABASE_URL or SQLite)."
-)
-
-
 @cli.command("runs")
 @click.option("--name", help="Only the runs of this step.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
-@_DATA_DIR
-@_DATABASE
-@_friendly_errors
+@DATA_DIR_OPTION
+@DATABASE_OPTION
+@friendly_errors
 def runs_command(
     name: str | None, limit: int, data_dir: Path | None, database_url: str | None
 ) -> None:
@@ -484,7 +451,7 @@ def runs_command(
 
     from mlwarden.lineage import Lineage
 
-    lineage = Lineage(_settings(data_dir, database_url).store())
+    lineage = Lineage(build_settings(data_dir, database_url).store())
     table = Table(title="Pipeline runs, newest first")
     for column in ("id", "step", "status", "started", "code", "inputs", "outputs"):
         table.add_column(column)
@@ -504,9 +471,9 @@ def runs_command(
 @cli.command("trace")
 @click.argument("target")
 @click.option("--model", help="TARGET is the id of a prediction of this model.")
-@_DATA_DIR
-@_DATABASE
-@_friendly_errors
+@DATA_DIR_OPTION
+@DATABASE_OPTION
+@friendly_errors
 def trace_command(
     target: str, model: str | None, data_dir: Path | None, database_url: str | None
 ) -> None:
@@ -515,7 +482,7 @@ def trace_command(
     features, and everything upstream."""
     from mlwarden.lineage import Lineage
 
-    settings = _settings(data_dir, database_url)
+    settings = build_settings(data_dir, database_url)
     lineage = Lineage(settings.store())
     if model is not None:
         from mlwarden.store.rowlog import RowLog
@@ -537,16 +504,16 @@ def trace_command(
 
 @cli.command("lineage-ingest")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_DATA_DIR
-@_DATABASE
-@_friendly_errors
+@DATA_DIR_OPTION
+@DATABASE_OPTION
+@friendly_errors
 def lineage_ingest_command(path: Path, data_dir: Path | None, database_url: str | None) -> None:
     """Record the OpenLineage RunEvents in PATH: one JSON event, a JSON list of events, or
     JSON lines (one event per line). Every event is checked before the first is stored."""
     from mlwarden.lineage import Lineage
 
     events = _json_events(path)
-    lineage = Lineage(_settings(data_dir, database_url).store())
+    lineage = Lineage(build_settings(data_dir, database_url).store())
     run_ids = lineage.ingest_openlineage_many(events)
     for run_id in dict.fromkeys(run_ids):
         r = lineage.get(run_id)
@@ -621,9 +588,9 @@ def _json_events(path: Path) -> list[Any]:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Reaction policies (YAML) applied after every evaluation round.",
 )
-@_DATA_DIR
-@_DATABASE
-@_friendly_errors
+@DATA_DIR_OPTION
+@DATABASE_OPTION
+@friendly_errors
 def serve_command(
     host: str,
     port: int,
@@ -648,7 +615,7 @@ def serve_command(
         loaded = load_policies(policies)  # a broken file stops here, with the field named
         click.echo(f"{len(loaded)} reaction policies from {policies}")
 
-    settings = _settings(
+    settings = build_settings(
         data_dir,
         database_url,
         public_read=public_read,
@@ -670,9 +637,9 @@ def serve_command(
 @click.option("--refresh", is_flag=True, help="Compute again even when nothing changed.")
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write it as JSON.")
-@_DATA_DIR
-@_DATABASE
-@_friendly_errors
+@DATA_DIR_OPTION
+@DATABASE_OPTION
+@friendly_errors
 def diagnose_command(
     incident: int,
     refresh: bool,
@@ -687,7 +654,7 @@ def diagnose_command(
     from mlwarden.diagnosis import diagnose
     from mlwarden.store.rowlog import RowLog
 
-    settings = _settings(data_dir, database_url)
+    settings = build_settings(data_dir, database_url)
     store = settings.store()
     try:
         result = diagnose(store, RowLog(settings.data_dir / "log"), incident, refresh=refresh)
@@ -722,12 +689,12 @@ def token_group() -> None:
 @token_group.command("create")
 @click.argument("name")
 @click.option("--scope", type=click.Choice(["read", "write"]), default="write", show_default=True)
-@_DATA_DIR
-@_DATABASE
-@_friendly_errors
-def token_create(name: str, scope: str, data_dir: Path | None, database_url: str | None) -> None:
+@DATA_DIR_OPTION
+@DATABASE_OPTION
+@friendly_errors
+def token_create(name: str, scope: Scope, data_dir: Path | None, database_url: str | None) -> None:
     """Create a token called NAME; it is printed once and stored only as a hash."""
-    store = _settings(data_dir, database_url).store()
+    store = build_settings(data_dir, database_url).store()
     store.migrate()
     token = store.create_token(name, scope)
     click.echo(token)
@@ -735,12 +702,12 @@ def token_create(name: str, scope: str, data_dir: Path | None, database_url: str
 
 
 @token_group.command("list")
-@_DATA_DIR
-@_DATABASE
-@_friendly_errors
+@DATA_DIR_OPTION
+@DATABASE_OPTION
+@friendly_errors
 def token_list(data_dir: Path | None, database_url: str | None) -> None:
     """List tokens (never their values)."""
-    store = _settings(data_dir, database_url).store()
+    store = build_settings(data_dir, database_url).store()
     store.migrate()
     for t in store.tokens():
         state = "revoked" if t.revoked else "active"
@@ -750,12 +717,12 @@ def token_list(data_dir: Path | None, database_url: str | None) -> None:
 
 @token_group.command("revoke")
 @click.argument("token_id", type=int)
-@_DATA_DIR
-@_DATABASE
-@_friendly_errors
+@DATA_DIR_OPTION
+@DATABASE_OPTION
+@friendly_errors
 def token_revoke(token_id: int, data_dir: Path | None, database_url: str | None) -> None:
     """Revoke the token with id TOKEN_ID (see 'mlwarden token list')."""
-    store = _settings(data_dir, database_url).store()
+    store = build_settings(data_dir, database_url).store()
     store.migrate()
     store.revoke_token(token_id)
     click.echo(f"Token {token_id} revoked.")
@@ -776,9 +743,9 @@ def token_revoke(token_id: int, data_dir: Path | None, database_url: str | None)
 @click.option("--segment", help="Column whose values get metrics of their own (e.g. line).")
 @click.option("--window", default="1h", show_default=True, help="Window of the evaluation.")
 @click.option("--alias", help="Point this alias (e.g. production) at the new version.")
-@_DATA_DIR
-@_DATABASE
-@_friendly_errors
+@DATA_DIR_OPTION
+@DATABASE_OPTION
+@friendly_errors
 def register_command(
     model: str,
     version: str,
@@ -798,7 +765,7 @@ def register_command(
     column), multivariate drift and per-segment references."""
     from mlwarden.registry import Registry
 
-    registry = Registry(_settings(data_dir, database_url).store())
+    registry = Registry(build_settings(data_dir, database_url).store())
     record = registry.register(
         model,
         version,
@@ -841,9 +808,9 @@ def register_command(
     is_flag=True,
     help="Evaluate every closed window again, not only new and changed ones.",
 )
-@_DATA_DIR
-@_DATABASE
-@_friendly_errors
+@DATA_DIR_OPTION
+@DATABASE_OPTION
+@friendly_errors
 def evaluate_command(
     model: str,
     version: str,
@@ -862,7 +829,7 @@ def evaluate_command(
     from mlwarden.service import evaluate
     from mlwarden.store.rowlog import RowLog
 
-    settings = _settings(data_dir, database_url)
+    settings = build_settings(data_dir, database_url)
     store = settings.store()
     store.migrate()
     from mlwarden.react import Dispatcher
@@ -913,7 +880,7 @@ def evaluate_command(
     show_default=True,
     help="Port of the demo server (another free one when taken; 0: any).",
 )
-@_friendly_errors
+@friendly_errors
 def demo_command(
     days: int, seed: int, out: Path, serve: bool, json_path: Path | None, port: int
 ) -> None:

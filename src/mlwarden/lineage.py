@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 from sqlalchemy import func, select
 
 from mlwarden.exceptions import ConflictError, InputError, NotFoundError, ParameterError
-from mlwarden.store.metadata import Store
+from mlwarden.store.metadata import Store, as_utc
 from mlwarden.store.schema import (
     BatchRow,
     LineageArtifactRow,
@@ -473,7 +473,7 @@ class Lineage:
         A batch names its run when it was logged with ``Monitor.log(..., run=...)``; a
         reference that names no recorded run is left out.
         """
-        first, last = _aware(start, "start"), _aware(end, "end")
+        first, last = as_utc(start, "start"), as_utc(end, "end")
         model_id = self.store.get_model(model).id
         with self.store.session() as s:
             sums = s.execute(
@@ -1213,15 +1213,6 @@ def _shown(value: object) -> str:
 
 
 # -- small helpers -----------------------------------------------------------------------------
-
-
-def _aware(moment: datetime, name: str) -> datetime:
-    if not isinstance(moment, datetime) or moment.tzinfo is None:
-        raise ParameterError(
-            f"'{name}' must be a timezone-aware datetime (mlwarden stores UTC); got {moment!r}.",
-            parameter=name,
-        )
-    return moment.astimezone(UTC)
 
 
 def _is_frame(value: object) -> bool:

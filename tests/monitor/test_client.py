@@ -460,6 +460,20 @@ def test_rows_survive_a_server_crash_exactly_once(tmp_path: Path) -> None:
     assert not list((tmp_path / "spool").glob("*.arrow"))
 
 
+def replay(data_dir: Path, port: int, token: str, spool: Path) -> Monitor:
+    """A new monitor on ``spool`` once the server is up: it sends what an earlier one left."""
+    server = Server(data_dir, port).start()
+    try:
+        monitor = Monitor(
+            MODEL, VERSION, url=f"http://127.0.0.1:{port}", token=token, spool_dir=spool, **FAST
+        )
+        assert monitor.flush(timeout=20)
+        monitor.close()
+    finally:
+        server.stop()
+    return monitor
+
+
 def test_a_restarted_host_replays_what_the_last_one_spooled(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     token = prepare(data_dir)
@@ -473,13 +487,7 @@ def test_a_restarted_host_replays_what_the_last_one_spooled(tmp_path: Path) -> N
     assert first.stats().spooled == 60
     assert len(list(spool.glob("*.arrow"))) == first.stats().spool_files > 0
 
-    server = Server(data_dir, port).start()
-    try:
-        second = Monitor(MODEL, VERSION, url=url, token=token, spool_dir=spool, **FAST)
-        assert second.flush(timeout=20)
-        second.close()
-    finally:
-        server.stop()
+    second = replay(data_dir, port, token, spool)
     rows = stored(data_dir)
     assert sorted(rows["id"]) == sorted(ids)
     assert second.stats().replayed == 60
@@ -524,13 +532,7 @@ def test_rows_keep_their_run_through_the_spool_and_the_replay(tmp_path: Path) ->
         rows_by_run[batch.run_ref] = rows_by_run.get(batch.run_ref, 0) + batch.rows
     assert rows_by_run == {nightly: 20, str(online.id): 9, "": 3}
 
-    server = Server(data_dir, port).start()
-    try:
-        second = Monitor(MODEL, VERSION, url=url, token=token, spool_dir=spool, **FAST)
-        assert second.flush(timeout=20)
-        second.close()
-    finally:
-        server.stop()
+    second = replay(data_dir, port, token, spool)
     assert second.stats().replayed == 32
     now = datetime.now(UTC)
     found = lineage.batch_runs(MODEL, now - timedelta(hours=1), now + timedelta(minutes=1))

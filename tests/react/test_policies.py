@@ -9,7 +9,6 @@ import json
 import logging
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,7 +19,6 @@ from typing import Any
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import create_engine, text
 
 from mlwarden.datasets import StuckSensor, production_line
 from mlwarden.diagnosis.slices import Slice
@@ -39,10 +37,9 @@ from mlwarden.react.training import suggest_training_set
 from mlwarden.registry import Registry
 from mlwarden.service import evaluate
 from mlwarden.service.scheduler import Scheduler
-from mlwarden.store.metadata import Store, normalize_url
+from mlwarden.store.metadata import Store
 from mlwarden.store.rowlog import RowLog
 from tests.react.test_channels import Endpoint
-from tests.store.conftest import POSTGRES_ENV, postgres_url
 
 
 @dataclass(frozen=True)
@@ -76,30 +73,6 @@ def fitted() -> Iterator[Fitted]:
     artifacts = {kind: store.artifact("line", "1", kind) for kind in record.artifacts}
     yield Fitted(reference, record.meta, artifacts)
     store.close()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        s = Store(f"sqlite:///{tmp_path / 'mlwarden.db'}")
-        s.migrate()
-        yield s
-        s.close()
-        return
-    url = postgres_url()
-    if not url:
-        pytest.skip(f"{POSTGRES_ENV} is not set")
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    s = Store(url, schema=schema)
-    s.migrate()
-    try:
-        yield s
-    finally:
-        s.close()
-        engine = create_engine(normalize_url(url))
-        with engine.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        engine.dispose()
 
 
 def build_line(store: Store, data_dir: Path, fitted: Fitted, start: datetime | None = None) -> Line:

@@ -4,40 +4,18 @@ errors that name the field, and queries."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
-import pytest
 from fastapi.testclient import TestClient
 
 from mlwarden.server import Settings, create_app
-from mlwarden.store.metadata import MetricValue, Store
+from mlwarden.store.metadata import MetricValue
 from mlwarden.store.rowlog import RowLog
+from tests.server.conftest import API, Server, auth
 
 T0 = datetime(2024, 5, 1, 8, tzinfo=UTC)
-API = "/api/v1"
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[TestClient, Store, dict[str, str]]]:
-    settings = Settings(data_dir=tmp_path, max_request_bytes=200_000, max_rows=1_000)
-    store = settings.store()
-    store.migrate()
-    store.create_model("defect-model")
-    store.create_version("defect-model", "1")
-    tokens = {
-        "write": store.create_token("ingest", "write"),
-        "read": store.create_token("ui", "read"),
-    }
-    with TestClient(create_app(settings)) as client:
-        yield client, store, tokens
-    store.close()
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def rows(n: int, start: int = 0) -> list[dict[str, object]]:
@@ -52,14 +30,14 @@ def rows(n: int, start: int = 0) -> list[dict[str, object]]:
     ]
 
 
-def test_health_and_openapi_need_no_token(server: tuple[TestClient, Store, dict[str, str]]) -> None:
+def test_health_and_openapi_need_no_token(server: Server) -> None:
     client, _, _ = server
     assert client.get(f"{API}/health").json()["status"] == "ok"
     spec = client.get("/openapi.json").json()
     assert f"{API}/models/{{model}}/versions/{{version}}/rows" in spec["paths"]
 
 
-def test_writes_need_a_write_token(server: tuple[TestClient, Store, dict[str, str]]) -> None:
+def test_writes_need_a_write_token(server: Server) -> None:
     client, _, tokens = server
     url = f"{API}/models/defect-model/versions/1/rows"
     body = {"batch_id": "b1", "rows": rows(3)}
@@ -71,9 +49,7 @@ def test_writes_need_a_write_token(server: tuple[TestClient, Store, dict[str, st
     assert client.get(f"{API}/models", headers=auth(tokens["read"])).status_code == 200
 
 
-def test_a_retried_batch_is_stored_once(
-    server: tuple[TestClient, Store, dict[str, str]], tmp_path: Path
-) -> None:
+def test_a_retried_batch_is_stored_once(server: Server, tmp_path: Path) -> None:
     client, _, tokens = server
     url = f"{API}/models/defect-model/versions/1/rows"
     body = {"batch_id": "batch-7", "rows": rows(50)}
@@ -85,9 +61,7 @@ def test_a_retried_batch_is_stored_once(
     assert logged["temperature_c"].to_list() == [r["temperature_c"] for r in rows(50)]
 
 
-def test_arrow_batches_and_late_labels(
-    server: tuple[TestClient, Store, dict[str, str]], tmp_path: Path
-) -> None:
+def test_arrow_batches_and_late_labels(server: Server, tmp_path: Path) -> None:
     client, _, tokens = server
     frame = pl.DataFrame(rows(20)).with_columns(
         pl.col("timestamp").str.to_datetime(time_zone="UTC")
@@ -121,9 +95,7 @@ def test_arrow_batches_and_late_labels(
     assert joined.filter(pl.col("defect").is_not_null())["id"].sort().to_list() == ["r3", "r4"]
 
 
-def test_bad_input_is_answered_with_the_field(
-    server: tuple[TestClient, Store, dict[str, str]],
-) -> None:
+def test_bad_input_is_answered_with_the_field(server: Server) -> None:
     client, _, tokens = server
     url = f"{API}/models/defect-model/versions/1/rows"
     headers = auth(tokens["write"])
@@ -152,9 +124,7 @@ def test_bad_input_is_answered_with_the_field(
     assert text.status_code == 415
 
 
-def test_models_and_metric_series_are_queryable(
-    server: tuple[TestClient, Store, dict[str, str]],
-) -> None:
+def test_models_and_metric_series_are_queryable(server: Server) -> None:
     client, store, tokens = server
     store.set_alias("defect-model", "production", "1")
     window = store.upsert_window("defect-model", "1", T0, T0 + timedelta(hours=1), n_rows=60)
@@ -176,9 +146,7 @@ def test_public_read(tmp_path: Path) -> None:
         assert client.post(f"{API}/models/x/labels", json={}).status_code == 401
 
 
-def test_rows_sent_to_an_alias_are_filed_under_its_version(
-    server: tuple[TestClient, Store, dict[str, str]], tmp_path: Path
-) -> None:
+def test_rows_sent_to_an_alias_are_filed_under_its_version(server: Server, tmp_path: Path) -> None:
     client, store, tokens = server
     store.set_alias("defect-model", "production", "1")
     response = client.post(
@@ -191,9 +159,7 @@ def test_rows_sent_to_an_alias_are_filed_under_its_version(
     assert set(logged["_model_version"].to_list()) == {"1"}
 
 
-def test_prometheus_gets_the_newest_value_of_each_metric(
-    server: tuple[TestClient, Store, dict[str, str]],
-) -> None:
+def test_prometheus_gets_the_newest_value_of_each_metric(server: Server) -> None:
     client, store, tokens = server
     for hour, value in enumerate([0.0, 0.3]):
         start = T0 + timedelta(hours=hour)

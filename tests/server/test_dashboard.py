@@ -4,9 +4,6 @@ to the sample rows of the failing check; sign-in with a read token."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,7 +12,6 @@ from typing import Any
 
 import polars as pl
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from mlwarden.datasets import StuckSensor, production_line
@@ -26,6 +22,7 @@ from mlwarden.server import Settings, create_app
 from mlwarden.service.evaluate import evaluate
 from mlwarden.store.metadata import MetricValue, Store, WindowRecord
 from mlwarden.store.rowlog import RowLog
+from tests.server.conftest import serve_public_and_private
 
 MODEL = "extruder-3"
 STUCK = "stuck(pressure_bar)"
@@ -41,30 +38,6 @@ class Site:
     read_token: str
     public: str
     private: str
-
-
-def _serve(settings: Settings) -> Iterator[str]:
-    """The app on a free port of 127.0.0.1, in a background thread, until the generator ends."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive(), "the server stopped while starting"
-        assert time.monotonic() < deadline, "the server did not start within 20 s"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -94,20 +67,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     outcomes = evaluate(store, log, MODEL, "1", window="1h", now=later["timestamp"].max())
     windows = [o.window for o in outcomes]
     read_token = store.create_token("dashboard", "read")
-    public_server = _serve(Settings(data_dir=data_dir, public_read=True))
-    private_server = _serve(Settings(data_dir=data_dir, public_read=False))
     try:
-        yield Site(
-            store=store,
-            windows=windows,
-            stuck_window=windows[-1],
-            read_token=read_token,
-            public=next(public_server),
-            private=next(private_server),
-        )
+        with serve_public_and_private(data_dir) as (public, private):
+            yield Site(
+                store=store,
+                windows=windows,
+                stuck_window=windows[-1],
+                read_token=read_token,
+                public=public,
+                private=private,
+            )
     finally:
-        public_server.close()
-        private_server.close()
         store.close()
 
 

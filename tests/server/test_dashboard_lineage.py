@@ -21,7 +21,7 @@ from mlwarden.quality import Suite, validate
 from mlwarden.server import Settings, create_app
 from mlwarden.store.metadata import MetricValue, Store
 from mlwarden.store.schema import PolicyActionRow, RunCheckRow
-from tests.server.test_dashboard import _serve
+from tests.server.conftest import serve_public_and_private
 
 MODEL = "press-7"
 OTHER = "press-8"
@@ -185,23 +185,20 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     incident, actions = _audit_log(store)
     read_token = store.create_token("viewer", "read")
     write_token = store.create_token("lead", "write")
-    public_server = _serve(Settings(data_dir=data_dir, public_read=True))
-    private_server = _serve(Settings(data_dir=data_dir, public_read=False))
     try:
-        yield Site(
-            store=store,
-            runs=runs,
-            features_sha=features_sha,
-            incident=incident,
-            actions=actions,
-            read_token=read_token,
-            write_token=write_token,
-            public=next(public_server),
-            private=next(private_server),
-        )
+        with serve_public_and_private(data_dir) as (public, private):
+            yield Site(
+                store=store,
+                runs=runs,
+                features_sha=features_sha,
+                incident=incident,
+                actions=actions,
+                read_token=read_token,
+                write_token=write_token,
+                public=public,
+                private=private,
+            )
     finally:
-        public_server.close()
-        private_server.close()
         store.close()
 
 

@@ -6,52 +6,23 @@ from __future__ import annotations
 
 import io
 import json
-import socket
-import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pytest
-import uvicorn
-from fastapi.testclient import TestClient
 
 from mlwarden.lineage import Lineage, dataset_hash, run
 from mlwarden.monitor import Monitor
 from mlwarden.quality import Suite
-from mlwarden.server import Settings, create_app
-from mlwarden.store.metadata import Store
+from mlwarden.server import Settings
+from tests.server.conftest import API, Server, auth, serve
 
 T0 = datetime(2024, 5, 1, 8, tzinfo=UTC)
-API = "/api/v1"
 MODEL = "defect-model"
-Server = tuple[TestClient, Store, dict[str, str]]
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    settings = Settings(data_dir=tmp_path, max_request_bytes=200_000, max_rows=1_000)
-    store = settings.store()
-    store.migrate()
-    store.create_model(MODEL)
-    store.create_version(MODEL, "1")
-    tokens = {
-        "write": store.create_token("ingest", "write"),
-        "read": store.create_token("ui", "read"),
-    }
-    with TestClient(create_app(settings)) as client:
-        yield client, store, tokens
-    store.close()
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def event(
@@ -230,30 +201,6 @@ def test_rows_carry_their_run_in_json_and_in_arrow(server: Server) -> None:
 # -- the client, a real server, and a prediction traced to its run -------------------------------
 
 
-def serve(settings: Settings) -> Iterator[str]:
-    """The app on a free port of 127.0.0.1, in a background thread, until the generator ends."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive(), "the server stopped while starting"
-        assert time.monotonic() < deadline, "the server did not start within 20 s"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
 def test_a_prediction_logged_with_its_run_is_traced_back_to_it(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
     store = settings.store()
@@ -268,9 +215,7 @@ def test_a_prediction_logged_with_its_run_is_traced_back_to_it(tmp_path: Path) -
     with run("featurize-online", store=store) as online:  # and a step of the serving code
         online.input(pl.DataFrame({"temperature_c": [231.0, 229.5]}), name="sensor-buffer")
 
-    urls = serve(settings)
-    url = next(urls)
-    try:
+    with serve(settings) as url:
         with Monitor(MODEL, "1", url=url, token=write, spool_dir=tmp_path / "spool") as monitor:
             nightly = monitor.log(
                 {"temperature_c": [231.0, 229.5, 230.1]}, [0, 1, 0], run=ids["featurize"]
@@ -295,8 +240,6 @@ def test_a_prediction_logged_with_its_run_is_traced_back_to_it(tmp_path: Path) -
         assert "linked to no pipeline run" in missing["detail"]
         status, _ = get(url, f"{API}/models/{MODEL}/predictions/nope/trace", read)
         assert status == 404
-    finally:
-        next(urls, None)
     found = lineage.batch_runs(MODEL, datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC))
     assert [(r.name, n) for r, n in found] == [("featurize", 3), ("featurize-online", 1)]
     store.close()

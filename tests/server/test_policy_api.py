@@ -19,8 +19,8 @@ from mlwarden.server import Settings, create_app
 from mlwarden.service import evaluate
 from mlwarden.store.metadata import Store
 from mlwarden.store.rowlog import RowLog
+from tests.server.conftest import API, auth
 
-API = "/api/v1"
 POLICIES = """
 policies:
   - name: stuck-sensor
@@ -60,10 +60,6 @@ def server(tmp_path: Path) -> Iterator[tuple[TestClient, Store, dict[str, str], 
     with TestClient(create_app(settings)) as client:
         yield client, store, tokens, ids
     store.close()
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 Server = tuple[TestClient, Store, dict[str, str], dict[str, int]]

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from mlwarden._source import read_source
 from mlwarden.exceptions import ParameterError, SuiteError
 from mlwarden.quality.base import Check
 
@@ -140,17 +141,7 @@ class Suite:
 
         Raises :class:`SuiteError` with the file, the line and what to change.
         """
-        path: Path | None = None
-        if isinstance(source, Path) or "\n" not in source:
-            path = Path(source)
-            try:
-                text = path.read_text(encoding="utf-8")
-            except FileNotFoundError:
-                raise SuiteError(f"No suite file '{path}'.", path=path) from None
-            except (OSError, UnicodeDecodeError) as exc:
-                raise SuiteError(f"Cannot read the suite file '{path}': {exc}", path=path) from exc
-        else:
-            text = source
+        text, path = read_source(source, what="suite file", error=SuiteError)
         try:
             node = yaml.compose(text, Loader=_Loader)
         except yaml.MarkedYAMLError as exc:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from mlwarden.exceptions import ConflictError, NotFoundError, ParameterError
 from mlwarden.store.schema import ModelRow, PolicyActionRow
@@ -24,11 +24,12 @@ from mlwarden.store.schema import ModelRow, PolicyActionRow
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from sqlalchemy import ColumnElement
     from sqlalchemy.orm import Session
 
     from mlwarden.store.metadata import Store
 
-__all__ = ["STATUSES", "ActionRecord", "get_action", "list_actions"]
+__all__ = ["STATUSES", "ActionRecord", "count_actions", "get_action", "list_actions"]
 
 PENDING: Final = "pending"
 RUNNING: Final = "running"
@@ -237,23 +238,51 @@ def get_action(store: Store, action_id: int) -> ActionRecord:
 
 
 def list_actions(
-    store: Store, model: str | None = None, *, incident: int | None = None, limit: int = 200
+    store: Store,
+    model: str | None = None,
+    *,
+    incident: int | None = None,
+    status: str | None = None,
+    limit: int = 200,
 ) -> list[ActionRecord]:
-    """The newest ``limit`` entries of the audit log (of one model, of one incident), newest
-    first."""
+    """The newest ``limit`` entries of the audit log (of one model, incident or status), newest
+    first: by the time the condition fired them, then by id."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ParameterError(f"'limit' must be an int >= 1; got {limit!r}.", parameter="limit")
-    model_id = store.get_model(model).id if model is not None else None
     query = select(PolicyActionRow, ModelRow.name).join(
         ModelRow, ModelRow.id == PolicyActionRow.model_id
     )
-    if model_id is not None:
-        query = query.where(PolicyActionRow.model_id == model_id)
-    if incident is not None:
-        query = query.where(PolicyActionRow.incident_id == incident)
+    query = query.where(*_scope(store, model, incident))
+    if status is not None:
+        query = query.where(PolicyActionRow.status == status)
+    query = query.order_by(PolicyActionRow.created_at.desc(), PolicyActionRow.id.desc())
     with store.session() as s:
-        rows = s.execute(query.order_by(PolicyActionRow.id.desc()).limit(limit)).all()
+        rows = s.execute(query.limit(limit)).all()
         return [_record(row, name) for row, name in rows]
+
+
+def count_actions(
+    store: Store, model: str | None = None, *, incident: int | None = None
+) -> dict[str, int]:
+    """How many entries of the audit log (of one model, of one incident) have each status."""
+    query = (
+        select(PolicyActionRow.status, func.count())
+        .where(*_scope(store, model, incident))
+        .group_by(PolicyActionRow.status)
+        .order_by(PolicyActionRow.status)
+    )
+    with store.session() as s:
+        return {str(name): int(n) for name, n in s.execute(query).all()}
+
+
+def _scope(store: Store, model: str | None, incident: int | None) -> list[ColumnElement[bool]]:
+    """The conditions on the audit log's rows of ``model`` and ``incident`` (None: any)."""
+    scope: list[ColumnElement[bool]] = []
+    if model is not None:
+        scope.append(PolicyActionRow.model_id == store.get_model(model).id)
+    if incident is not None:
+        scope.append(PolicyActionRow.incident_id == incident)
+    return scope
 
 
 def _row(s: Session, action_id: int) -> PolicyActionRow:

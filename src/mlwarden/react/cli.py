@@ -8,60 +8,25 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
+from mlwarden._cli_common import (
+    DATA_DIR_OPTION,
+    DATABASE_OPTION,
+    build_settings,
+    friendly_errors,
+)
+
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from mlwarden.react.audit import ActionRecord
-    from mlwarden.server.app import Settings
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-USAGE_ERROR = 2
-
-
-def _friendly_errors(func: F) -> F:
-    """Turn mlwarden's own errors into a one-line message and exit status 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from mlwarden.exceptions import MlwardenError
-
-        try:
-            return func(*args, **kwargs)
-        except MlwardenError as exc:
-            message = " ".join(str(exc).split())
-            click.echo(f"mlwarden: error: {message}", err=True)
-            sys.exit(USAGE_ERROR)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _settings(data_dir: Path | None, database_url: str | None) -> Settings:
-    from mlwarden.server import Settings
-
-    kwargs: dict[str, Any] = {}
-    if data_dir is not None:
-        kwargs["data_dir"] = data_dir
-    if database_url is not None:
-        kwargs["database_url"] = database_url
-    return Settings(**kwargs)
-
-
-_DATA_DIR = click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    help="Data directory (default: $MLWARDEN_DATA_DIR or .mlwarden).",
-)
-_DATABASE = click.option(
-    "--database-url", help="Metadata store URL (default: $MLWARDEN_DATABASE_URL or SQLite)."
-)
+T = TypeVar("T")
 
 
 @click.group("policy")
@@ -72,7 +37,7 @@ def policy_group() -> None:
 
 @policy_group.command("check")
 @click.argument("file", type=click.Path(path_type=Path))
-@_friendly_errors
+@friendly_errors
 def check_command(file: Path) -> None:
     """Validate the policy FILE and print its policies."""
     from mlwarden.react.policies import load_policies
@@ -109,9 +74,9 @@ def check_command(file: Path) -> None:
     show_default=True,
     help="Act only on conditions holding in windows that ended this recently (0: any time).",
 )
-@_DATA_DIR
-@_DATABASE
-@_friendly_errors
+@DATA_DIR_OPTION
+@DATABASE_OPTION
+@friendly_errors
 def run_command(
     file: Path,
     model: str | None,
@@ -123,25 +88,21 @@ def run_command(
 ) -> None:
     """Apply the policies of FILE to the evaluated windows: each action fires once per
     incident, however often this runs; actions that need approval wait for 'policy approve'."""
-    from mlwarden.react.dispatch import Dispatcher
     from mlwarden.react.policies import apply_policies, load_policies
-    from mlwarden.store.rowlog import RowLog
 
     policies = load_policies(file)
-    settings = _settings(data_dir, database_url)
-    store = settings.store()
-    store.migrate()
-    with Dispatcher(channels) as dispatcher:
-        records = apply_policies(
-            store,
-            RowLog(settings.data_dir / "log"),
-            policies,
+    records = _react(
+        functools.partial(
+            apply_policies,
+            policies=policies,
             model=model,
             dry_run=dry_run,
-            data_dir=settings.data_dir,
-            notify=dispatcher if channels else None,
             lookback=timedelta(hours=lookback_hours) if lookback_hours else None,
-        )
+        ),
+        channels,
+        data_dir,
+        database_url,
+    )
     if records:
         _table(records, "Actions taken" if not dry_run else "Actions a real run would take")
     click.echo(f"{len(records)} action(s) recorded{' (dry run)' if dry_run else ''}.")
@@ -151,9 +112,9 @@ def run_command(
 @click.option("--model", help="Only this model's actions.")
 @click.option("--incident", type=int, help="Only the actions about this incident.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
-@_DATA_DIR
-@_DATABASE
-@_friendly_errors
+@DATA_DIR_OPTION
+@DATABASE_OPTION
+@friendly_errors
 def actions_command(
     model: str | None,
     incident: int | None,
@@ -164,7 +125,7 @@ def actions_command(
     """The audit log of policy actions, newest first."""
     from mlwarden.react.policies import actions
 
-    store = _settings(data_dir, database_url).store()
+    store = build_settings(data_dir, database_url).store()
     store.migrate()
     records = actions(store, model, incident=incident, limit=limit)
     if records:
@@ -178,9 +139,9 @@ def actions_command(
 @click.option("--by", required=True, help="Who approves (kept in the audit log).")
 @click.option("--comment", default="", help="Why.")
 @click.option("--notify", "channels", multiple=True, metavar="SPEC", help="Channel for notify.")
-@_DATA_DIR
-@_DATABASE
-@_friendly_errors
+@DATA_DIR_OPTION
+@DATABASE_OPTION
+@friendly_errors
 def approve_command(
     action_id: int,
     by: str,
@@ -197,9 +158,9 @@ def approve_command(
 @click.argument("action_id", type=int)
 @click.option("--by", required=True, help="Who rejects (kept in the audit log).")
 @click.option("--comment", default="", help="Why.")
-@_DATA_DIR
-@_DATABASE
-@_friendly_errors
+@DATA_DIR_OPTION
+@DATABASE_OPTION
+@friendly_errors
 def reject_command(
     action_id: int, by: str, comment: str, data_dir: Path | None, database_url: str | None
 ) -> None:
@@ -216,29 +177,44 @@ def _decide(
     data_dir: Path | None,
     database_url: str | None,
 ) -> None:
-    from mlwarden.react.dispatch import Dispatcher
     from mlwarden.react.policies import decide
-    from mlwarden.store.rowlog import RowLog
 
-    settings = _settings(data_dir, database_url)
-    store = settings.store()
-    store.migrate()
-    with Dispatcher(channels) as dispatcher:
-        record = decide(
-            store,
-            RowLog(settings.data_dir / "log"),
-            action_id,
-            approve=approve,
-            by=by,
-            comment=comment,
-            data_dir=settings.data_dir,
-            notify=dispatcher if channels else None,
-        )
+    record = _react(
+        functools.partial(decide, action_id=action_id, approve=approve, by=by, comment=comment),
+        channels,
+        data_dir,
+        database_url,
+    )
     click.echo(f"Action {record.id} ({record.policy}: {record.action}) is {record.status}.")
     if record.summary:
         click.echo(f"  {record.summary}")
     if record.status == "failed":
         sys.exit(1)
+
+
+def _react(
+    call: Callable[..., T],
+    channels: Sequence[str],
+    data_dir: Path | None,
+    database_url: str | None,
+) -> T:
+    """``call(store, rowlog, data_dir=..., notify=...)`` on the store the options name.
+
+    Notify actions go to ``channels`` when there are any, else to the channels each names.
+    """
+    from mlwarden.react.dispatch import Dispatcher
+    from mlwarden.store.rowlog import RowLog
+
+    settings = build_settings(data_dir, database_url)
+    store = settings.store()
+    store.migrate()
+    with Dispatcher(channels) as dispatcher:
+        return call(
+            store,
+            RowLog(settings.data_dir / "log"),
+            data_dir=settings.data_dir,
+            notify=dispatcher if channels else None,
+        )
 
 
 def _table(records: Sequence[ActionRecord], title: str) -> None:

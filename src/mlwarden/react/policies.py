@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
+from mlwarden._source import read_source
 from mlwarden.exceptions import MlwardenError
 from mlwarden.react import audit
 from mlwarden.react.actions import Action, ActionContext, ActionError, parse_action
@@ -182,17 +183,7 @@ def load_policies(source: str | Path) -> list[Policy]:
         mlwarden.react.spec.PolicyError: policy 'page-on-stuck': when.consecutive: expected an
         integer ≥ 1, got 0
     """
-    path: Path | None = None
-    if isinstance(source, Path) or "\n" not in source:
-        path = Path(source)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise PolicyError(f"No policy file '{path}'.", path=path) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PolicyError(f"Cannot read the policy file '{path}': {exc}", path=path) from exc
-    else:
-        text = source
+    text, path = read_source(source, what="policy file", error=PolicyError)
     try:
         doc = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
@@ -303,11 +294,16 @@ def decide(
 
 
 def actions(
-    store: Store, model: str | None = None, *, incident: int | None = None, limit: int = 200
+    store: Store,
+    model: str | None = None,
+    *,
+    incident: int | None = None,
+    status: str | None = None,
+    limit: int = 200,
 ) -> list[ActionRecord]:
-    """The audit log, newest first: every action of every model (or of ``model``, or of one
-    ``incident``), at most ``limit``."""
-    return audit.list_actions(store, model, incident=incident, limit=limit)
+    """The audit log, newest first: every action of every model (or of ``model``, of one
+    ``incident``, with one ``status``), at most ``limit``."""
+    return audit.list_actions(store, model, incident=incident, status=status, limit=limit)
 
 
 def get_action(store: Store, action_id: int) -> ActionRecord:

@@ -66,6 +66,7 @@ _BOUND: Final = "#8c959f"
 _BAND: Final = "rgba(140, 149, 159, 0.15)"
 _ALERT: Final = "#cf222e"
 _DRIFTED: Final = "#bc4c00"
+_ACTION_TAGS: Final = {"done": "ok", "failed": "bad", "pending": "warn"}
 
 router = APIRouter(include_in_schema=False)
 
@@ -88,6 +89,8 @@ def _environment() -> jinja2.Environment:
     env.filters["when"] = _when
     env.filters["segment"] = _segment
     env.filters["percent"] = _percent
+    env.filters["action_tag"] = _action_tag
+    env.filters["detail_items"] = _detail_items
     return env
 
 
@@ -105,6 +108,19 @@ def _segment(text: str) -> str:
 
 def _percent(x: float | None) -> str:
     return "–" if x is None or not math.isfinite(x) else f"{x:.1%}"
+
+
+def _action_tag(status: str) -> str:
+    """The class of a policy action's status tag: ``ok``, ``bad``, ``warn`` or ``none``."""
+    return _ACTION_TAGS.get(status, "none")
+
+
+def _detail_items(detail: dict[str, Any]) -> list[tuple[str, str]]:
+    """A detail as ``(key, text)`` pairs: strings as they are, anything else as JSON."""
+    return [
+        (str(k), v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str))
+        for k, v in detail.items()
+    ]
 
 
 def _root(request: Request) -> str:
@@ -891,7 +907,7 @@ def incidents_page(request: Request, _: Viewer, model: str | None = None) -> Res
 def incident_page(request: Request, model: str, incident_id: str, _: Viewer) -> Response:
     """One incident with its alerts, each linking to its window, and the actions policies took
     on it."""
-    from mlwarden.server.pages_actions import audit_log
+    from mlwarden.react.audit import list_actions
 
     try:
         if not incident_id.isdigit():
@@ -899,7 +915,7 @@ def incident_page(request: Request, model: str, incident_id: str, _: Viewer) -> 
         found = queries.incident(_store(request), model, int(incident_id))
     except NotFoundError as exc:
         return _problem(request, 404, "Not found", str(exc))
-    actions = audit_log(_store(request), model=model, incident_id=found.summary.id)[0]
+    actions = list_actions(_store(request), model, incident=found.summary.id)
     diagnosis, trouble = None, ""
     try:
         from mlwarden.diagnosis import diagnose

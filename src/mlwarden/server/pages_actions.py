@@ -11,18 +11,16 @@ the list (303) with a note of what happened, kept for one page view in a short-l
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
-from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from mlwarden.exceptions import MlwardenError, NotFoundError
+from mlwarden.react.audit import ActionRecord, count_actions, get_action, list_actions
 from mlwarden.server.dashboard import (
     COOKIE,
     Viewer,
@@ -34,17 +32,13 @@ from mlwarden.server.dashboard import (
     _store,
     _when,
 )
-from mlwarden.store.schema import ModelRow, PolicyActionRow
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from fastapi.responses import Response
-    from sqlalchemy import ColumnElement
 
     from mlwarden.store.metadata import Store, TokenRecord
 
-__all__ = ["STATUSES", "ActionEntry", "audit_log", "router", "same_origin"]
+__all__ = ["STATUSES", "audit_log", "router", "same_origin"]
 
 STATUSES: Final = ("pending", "done", "failed", "dry_run", "rejected")
 ACTIONS_PER_PAGE: Final = 200
@@ -52,42 +46,8 @@ FLASH: Final = "mlwarden_flash"
 MAX_COMMENT: Final = 2_000
 _MAX_FORM_BYTES: Final = 16_384
 _FLASH_CHARS: Final = 1_000
-_TAGS: Final = {"done": "ok", "failed": "bad", "pending": "warn"}
 
 router = APIRouter(include_in_schema=False)
-
-
-@dataclass(frozen=True)
-class ActionEntry:
-    """One row of the audit log, as the dashboard shows it."""
-
-    id: int
-    model: str
-    policy: str
-    action: str
-    key: str
-    condition: str
-    incident_id: int | None
-    window_id: int | None
-    status: str
-    dry_run: bool
-    detail: dict[str, Any]
-    created_at: datetime
-    decided_by: str
-    decided_at: datetime | None
-
-    @property
-    def tag(self) -> str:
-        """The class of the status tag: ``ok``, ``bad``, ``warn`` or ``none``."""
-        return _TAGS.get(self.status, "none")
-
-    @property
-    def details(self) -> list[tuple[str, str]]:
-        """The detail as ``(key, text)`` pairs: strings as they are, anything else as JSON."""
-        return [
-            (str(k), v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str))
-            for k, v in self.detail.items()
-        ]
 
 
 def audit_log(
@@ -95,11 +55,10 @@ def audit_log(
     *,
     model: str | None = None,
     status: str | None = None,
-    incident_id: int | None = None,
     limit: int = ACTIONS_PER_PAGE,
-) -> tuple[list[ActionEntry], dict[str, int]]:
-    """The newest ``limit`` actions (of one model, status or incident) and, under the same
-    model and incident, the number of actions per status.
+) -> tuple[list[ActionRecord], dict[str, int]]:
+    """The newest ``limit`` actions (of one model, of one status) and, of the same model, the
+    number of actions per status.
 
     Example:
         >>> from mlwarden.store.metadata import Store
@@ -115,77 +74,18 @@ def audit_log(
         ...                         status="pending"),
         ...     ])
         >>> entries, counts = audit_log(store, model="press-7", status="pending")
-        >>> [(e.action, e.status, e.tag) for e in entries], counts
-        ([('rollback', 'pending', 'warn')], {'done': 1, 'pending': 1})
+        >>> [(e.action, e.status) for e in entries], counts
+        ([('rollback', 'pending')], {'done': 1, 'pending': 1})
     """
-    with store.session() as s:
-        scope: list[ColumnElement[bool]] = []
-        if model is not None:
-            model_id = s.scalar(select(ModelRow.id).where(ModelRow.name == model))
-            if model_id is None:
-                store.get_model(model)  # raises the store's error, with its "did you mean"
-            scope.append(PolicyActionRow.model_id == model_id)
-        if incident_id is not None:
-            scope.append(PolicyActionRow.incident_id == incident_id)
-        counts = {
-            str(name): int(n)
-            for name, n in s.execute(
-                select(PolicyActionRow.status, func.count())
-                .where(*scope)
-                .group_by(PolicyActionRow.status)
-                .order_by(PolicyActionRow.status)
-            ).all()
-        }
-        if status is not None:
-            scope.append(PolicyActionRow.status == status)
-        rows = s.execute(
-            select(
-                PolicyActionRow.id,
-                ModelRow.name.label("model"),
-                PolicyActionRow.policy,
-                PolicyActionRow.action,
-                PolicyActionRow.key,
-                PolicyActionRow.condition,
-                PolicyActionRow.incident_id,
-                PolicyActionRow.window_id,
-                PolicyActionRow.status,
-                PolicyActionRow.dry_run,
-                PolicyActionRow.detail,
-                PolicyActionRow.created_at,
-                PolicyActionRow.decided_by,
-                PolicyActionRow.decided_at,
-            )
-            .join(ModelRow, ModelRow.id == PolicyActionRow.model_id)
-            .where(*scope)
-            .order_by(PolicyActionRow.created_at.desc(), PolicyActionRow.id.desc())
-            .limit(limit)
-        ).all()
-    entries = [ActionEntry(**{**row._asdict(), "detail": dict(row.detail or {})}) for row in rows]
-    return entries, counts
+    entries = list_actions(store, model, status=status, limit=limit)
+    return entries, count_actions(store, model)
 
 
-def _entry(store: Store, action_id: int) -> ActionEntry | None:
-    with store.session() as s:
-        row = s.get(PolicyActionRow, action_id)
-        if row is None:
-            return None
-        model = s.scalar(select(ModelRow.name).where(ModelRow.id == row.model_id)) or ""
-        return ActionEntry(
-            row.id,
-            model,
-            row.policy,
-            row.action,
-            row.key,
-            row.condition,
-            row.incident_id,
-            row.window_id,
-            row.status,
-            row.dry_run,
-            dict(row.detail or {}),
-            row.created_at,
-            row.decided_by,
-            row.decided_at,
-        )
+def _entry(store: Store, action_id: int) -> ActionRecord | None:
+    try:
+        return get_action(store, action_id)
+    except NotFoundError:
+        return None
 
 
 # -- who may decide -------------------------------------------------------------------------------

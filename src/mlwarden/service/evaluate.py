@@ -111,7 +111,7 @@ def evaluate(
         []
     """
     now = now or datetime.now(UTC)
-    reference = _reference(store, model, version)
+    reference = load_reference(store, model, version)
     record = reference.version
     window = window or record.meta.get("window") or "1h"
     timestamp = reference.suite.timestamp or "timestamp"
@@ -140,7 +140,7 @@ def evaluate(
     outcomes = []
     widened = store.widened_bounds(record.model) if pending else {}
     for run_start, run_end, starts in _runs(pending):
-        rows = _read(
+        rows = read_rows(
             rowlog, record.model, record.version, run_start, run_end, timestamp, evaluators
         )
         keyed = rows.with_columns(pl.col(timestamp).dt.truncate(window).alias(_WINDOW))
@@ -170,9 +170,9 @@ _references: OrderedDict[tuple[str, int, datetime], VersionReference] = OrderedD
 _references_lock = threading.Lock()
 
 
-def _reference(store: Store, model: str, version: str) -> VersionReference:
-    """The stored reference of a version, loaded once per process: a version's artifacts never
-    change, and the drift reference caches its calibration on first use."""
+def load_reference(store: Store, model: str, version: str) -> VersionReference:
+    """The stored reference of a version (or alias), loaded once per process: a version's
+    artifacts never change, and the drift reference caches its calibration on first use."""
     from mlwarden.registry import Registry
 
     record = store.resolve(model, version)
@@ -187,24 +187,6 @@ def _reference(store: Store, model: str, version: str) -> VersionReference:
         while len(_references) > _CACHE_SIZE:
             _references.popitem(last=False)
     return reference
-
-
-def load_reference(store: Store, model: str, version: str) -> VersionReference:
-    """The stored reference of a version (or alias), loaded once per process."""
-    return _reference(store, model, version)
-
-
-def read_rows(
-    rowlog: RowLog,
-    model: str,
-    version: str,
-    start: datetime,
-    end: datetime,
-    timestamp: str,
-    evaluators: Evaluators | None,
-) -> pl.DataFrame:
-    """The logged rows of ``[start, end)``, each with its latest label where one arrived."""
-    return _read(rowlog, model, version, start, end, timestamp, evaluators)
 
 
 def _window_counts(
@@ -256,7 +238,7 @@ def _runs(
     return runs
 
 
-def _read(
+def read_rows(
     rowlog: RowLog,
     model: str,
     version: str,
@@ -265,7 +247,8 @@ def _read(
     timestamp: str,
     evaluators: Evaluators | None,
 ) -> pl.DataFrame:
-    """The rows of [start, end), with the latest label of each where the version has a target."""
+    """The logged rows of ``[start, end)``, each with its latest label where one arrived (where
+    the version has a target)."""
     if evaluators is None or evaluators.target is None:
         return rowlog.read(model, start=start, end=end, version=version, timestamp=timestamp)
     target, id_column = evaluators.target, evaluators.id

@@ -432,7 +432,7 @@ class Store:
         evaluated_at: datetime | None = None,
     ) -> WindowRecord:
         """The window [start, end) of a version, created or updated (late rows, late labels)."""
-        start, end = _utc(start, "start"), _utc(end, "end")
+        start, end = as_utc(start, "start"), as_utc(end, "end")
         if end <= start:
             raise ParameterError(
                 f"A window ends after it starts; got start={start}, end={end}.", parameter="end"
@@ -747,8 +747,8 @@ class Store:
                 f"characters; got {got}.",
                 parameter="run",
             )
-        first = _utc(first_at, "first_at") if first_at is not None else None
-        last = _utc(last_at, "last_at") if last_at is not None else None
+        first = as_utc(first_at, "first_at") if first_at is not None else None
+        last = as_utc(last_at, "last_at") if last_at is not None else None
         try:
             with self.session() as s:
                 m = _model_row(s, model)
@@ -857,7 +857,7 @@ class Store:
     def close_quiet_incidents(self, model: str, quiet_since: datetime) -> int:
         """Close the model's open incidents without an alert from ``quiet_since`` on (a window
         starting then was evaluated without continuing them); returns how many were closed."""
-        quiet_since = _utc(quiet_since, "quiet_since")
+        quiet_since = as_utc(quiet_since, "quiet_since")
         with self.session() as s:
             m = _model_row(s, model)
             latest = (
@@ -881,7 +881,9 @@ class Store:
     def open_incident(self, model: str, title: str, started_at: datetime) -> int:
         with self.session() as s:
             m = _model_row(s, model)
-            row = IncidentRow(model_id=m.id, title=title, started_at=_utc(started_at, "started_at"))
+            row = IncidentRow(
+                model_id=m.id, title=title, started_at=as_utc(started_at, "started_at")
+            )
             s.add(row)
             s.flush()
             return row.id
@@ -1119,7 +1121,8 @@ def incident_title(alerting: Sequence[MetricValue]) -> str:
     return ", ".join(sorted({f"{m.name} {m.column}".strip() for m in alerting})[:5])
 
 
-def _utc(moment: datetime, name: str) -> datetime:
+def as_utc(moment: datetime, name: str) -> datetime:
+    """``moment`` in UTC; a naive datetime (or anything else) fails, naming parameter ``name``."""
     if not isinstance(moment, datetime) or moment.tzinfo is None:
         raise ParameterError(
             f"'{name}' must be a timezone-aware datetime (mlwarden stores UTC); got {moment!r}.",
