@@ -19,6 +19,7 @@ from mlwarden._version import __version__
 
 if TYPE_CHECKING:
     from mlwarden.drift import DriftMonitor, DriftReport, Reference, compare
+    from mlwarden.explanation import Explanation, explain
     from mlwarden.monitor import Monitor
     from mlwarden.performance.realized import realized_performance
     from mlwarden.profiling import Profile, ProfileConfig, profile
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DriftMonitor",
     "DriftReport",
+    "Explanation",
     "Kind",
     "Monitor",
     "Profile",
@@ -39,6 +41,7 @@ __all__ = [
     "Validation",
     "__version__",
     "compare",
+    "explain",
     "gate",
     "infer_schema",
     "profile",
@@ -53,6 +56,8 @@ _LAZY = {
     "DriftReport": "mlwarden.drift",
     "Reference": "mlwarden.drift",
     "realized_performance": "mlwarden.performance.realized",
+    "explain": "mlwarden.explanation",
+    "Explanation": "mlwarden.explanation",
     "Monitor": "mlwarden.monitor",
     "profile": "mlwarden.profiling",
     "Profile": "mlwarden.profiling",
