@@ -274,12 +274,15 @@ def run_demo(
         segment="line",
         window=WINDOW,
         description="Defect risk of extruded product from the line's sensors",
+        estimator=model,
+        features=list(FEATURES),
     )
     registry.promote(MODEL, "1", by="demo", note="first version")
     token = store.create_token("demo-line", "write")
     console.print(
         f"Registered {MODEL} 1 (profile, quality suite, drift reference, CBPE estimator, "
-        f"per-line references) in {time.perf_counter() - started:.1f} s; production → 1."
+        f"per-line references, global explanation) in {time.perf_counter() - started:.1f} s; "
+        "production → 1."
     )
 
     server, thread = _start_server(settings, port)

@@ -59,3 +59,40 @@ def test_promotion_history_and_rollback(store: Store, line: pl.DataFrame) -> Non
     ]
     with pytest.raises(NotFoundError, match="no earlier version"):
         registry.rollback("m", alias="staging")
+
+
+def test_a_version_registered_with_its_model_keeps_its_global_explanation(
+    store: Store, line: pl.DataFrame
+) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    features = ["temperature_c", "pressure_bar", "vibration_mm_s", "humidity_pct"]
+    model = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(
+        line.select(features).to_numpy(), line["defect"].to_numpy()
+    )
+    registry = Registry(store)
+    version = registry.register(
+        "defect-model",
+        "1",
+        line,
+        timestamp="timestamp",
+        estimator=model,
+        features=features,
+        groups={"process": ["temperature_c", "pressure_bar"]},
+    )
+    assert "explanation" in version.artifacts
+    doc = registry.explanation("defect-model", "1")
+    assert doc is not None
+    assert doc["method"] == "tree"
+    assert doc["rows"] == min(line.height, 2_000)
+    assert {f["feature"] for f in doc["features"]} == set(features)
+    shares = [f["share"] for f in doc["features"]]
+    assert shares == sorted(shares, reverse=True)
+    assert abs(sum(shares) - 1.0) < 1e-9
+    assert {g["feature"] for g in doc["groups"]} == {"process", "vibration_mm_s", "humidity_pct"}
+    # the importances are what the diagnosis weighs drift by
+    importance = store.get_version("defect-model", "1").meta["importance"]
+    assert set(importance) == set(features)
+    assert registry.explanation("defect-model", "1") is not None
+    registry.register("defect-model", "2", line, timestamp="timestamp")
+    assert registry.explanation("defect-model", "2") is None

@@ -24,13 +24,14 @@ Example:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlwarden.exceptions import NotFoundError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     import polars as pl
 
@@ -47,6 +48,8 @@ SUITE = "suite"
 DRIFT_REFERENCE = "drift_reference"
 EVALUATORS = "evaluators"
 REFERENCE_ROWS = "reference_rows"
+EXPLANATION = "explanation"
+EXPLAIN_ROWS = 2_000
 # Rows of the reference kept with a version (a seeded sample when it has more): what the
 # diagnosis compares an incident's rows with, and what a retraining is handed to reweight.
 MAX_REFERENCE_ROWS = 200_000
@@ -85,6 +88,9 @@ class Registry:
         window: str = "1h",
         suite: Suite | None = None,
         description: str = "",
+        estimator: object = None,
+        features: Sequence[str] | None = None,
+        groups: Mapping[str, Sequence[str]] | None = None,
     ) -> VersionRecord:
         """Register ``version`` of ``model`` (created when new) with its reference fitted on
         ``reference`` (a frame or a file): profile, quality suite (learned unless given), drift
@@ -93,7 +99,13 @@ class Registry:
 
         ``roles`` names what columns are (``{"defect": "target", "defect_score": "score"}``;
         inferred from the names otherwise); ``window`` is the window the version will be
-        evaluated in, which sizes the multivariate detector's reference chunks."""
+        evaluated in, which sizes the multivariate detector's reference chunks.
+
+        With ``estimator`` (the fitted model; ``features`` its inputs in order, default its own
+        feature names or the reference's feature columns), the version's global explanation is
+        computed on up to ``EXPLAIN_ROWS`` reference rows and stored with it: mean absolute
+        attribution, share and direction of effect per feature and per group of ``groups``
+        (engineered columns → sensors). Its importances weigh drift in the diagnosis."""
         from mlwarden.drift import Reference
         from mlwarden.frames import to_polars
         from mlwarden.quality import suggest_suite
@@ -134,16 +146,23 @@ class Registry:
             "window": window,
             "evaluators": evaluators.summary(),
         }
+        artifacts = {
+            PROFILE: drift.profile.to_bytes(),
+            SUITE: suite.to_yaml().encode("utf-8"),
+            DRIFT_REFERENCE: drift.to_bytes(),
+            EVALUATORS: evaluators.to_bytes(),
+            REFERENCE_ROWS: _parquet(frame),
+        }
+        if estimator is not None:
+            inputs = features or [c.name for c in schema if c.role is Role.FEATURE]
+            summary = global_explanation(estimator, frame, inputs, groups)
+            artifacts[EXPLANATION] = json.dumps(summary).encode("utf-8")
+            meta["importance"] = {f["feature"]: f["mean_abs"] for f in summary["features"]}
+            meta["explanation"] = {"method": summary["method"], "rows": summary["rows"]}
         return self.store.create_version(
             model,
             version,
-            artifacts={
-                PROFILE: drift.profile.to_bytes(),
-                SUITE: suite.to_yaml().encode("utf-8"),
-                DRIFT_REFERENCE: drift.to_bytes(),
-                EVALUATORS: evaluators.to_bytes(),
-                REFERENCE_ROWS: _parquet(frame),
-            },
+            artifacts=artifacts,
             meta=meta,
         )
 
@@ -171,6 +190,17 @@ class Registry:
         return self.store.set_alias(
             model, alias, history[-1].previous, by=by, note=f"rollback from {history[-1].version}"
         )
+
+    def explanation(self, model: str, version_or_alias: str) -> dict[str, Any] | None:
+        """The global explanation stored with a version (None when registered without its
+        estimator): ``method``, ``rows``, and ``features``/``groups`` lists of ``{feature,
+        mean_abs, share, direction}``, most important first."""
+        record = self.store.resolve(model, version_or_alias)
+        if EXPLANATION not in record.artifacts:
+            return None
+        doc = json.loads(self.store.artifact(model, record.version, EXPLANATION))
+        assert isinstance(doc, dict)
+        return doc
 
     def reference_rows(self, model: str, version_or_alias: str) -> pl.DataFrame | None:
         """The reference rows stored with a version (up to ``MAX_REFERENCE_ROWS``, a seeded
@@ -204,6 +234,34 @@ class Registry:
             drift=Reference.from_bytes(load(model, record.version, DRIFT_REFERENCE)),
             evaluators=evaluators,
         )
+
+
+def global_explanation(
+    estimator: object,
+    frame: pl.DataFrame,
+    features: Sequence[str],
+    groups: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """A model's global explanation on (a seeded sample of) ``frame``: per feature and per
+    group the mean absolute attribution, its share and the direction of the effect."""
+    from mlwarden.explanation import explain
+
+    rows = frame.sample(EXPLAIN_ROWS, seed=0) if frame.height > EXPLAIN_ROWS else frame
+    explanation = explain(estimator, rows, feature_names=list(features))
+
+    def table(e: Any) -> list[dict[str, Any]]:
+        return [
+            {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+            for row in e.global_importance().to_dicts()
+        ]
+
+    return {
+        "method": explanation.method,
+        "output": explanation.output,
+        "rows": explanation.n_rows,
+        "features": table(explanation),
+        "groups": table(explanation.by_group(groups)) if groups else [],
+    }
 
 
 def _parquet(frame: pl.DataFrame) -> bytes:
