@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from mlwarden.drift import DriftTest, available_tests, get_test
+from mlwarden.explanation import Explainer, available_explainers, explain
 from mlwarden.profiling import profile
 from mlwarden.quality import Check, Dimension, Suite, available_checks, get_check, validate
 from mlwarden.schema import Kind
@@ -83,4 +84,29 @@ def test_duplicate_check_keys_fail_at_definition() -> None:
     with pytest.raises(TypeError, match="'range' is taken"):
 
         class Again(Check, key="range"):  # pragma: no cover - the definition itself fails
+            pass
+
+
+@pytest.mark.parametrize("key", available_explainers())
+def test_explainer_contract(key: str) -> None:
+    import importlib
+
+    cls = Explainer.registry[key]
+    assert cls.__doc__, "every explainer says what it computes"
+    module, _, name = cls.example.rpartition(".")
+    x = RNG.normal(size=(300, 3))
+    model = getattr(importlib.import_module(module), name)().fit(x, x[:, 0] - 2 * x[:, 1])
+    assert cls.supports(model)
+    e = explain(model, x[:8], method=key)
+    assert e.method == key
+    assert e.values.shape == (8, 3)
+    # attributions add up to the model's output for every row
+    np.testing.assert_allclose(e.values.sum(axis=1) + e.base_value, model.predict(x[:8]))
+    assert pickle.loads(pickle.dumps(cls)) is cls
+
+
+def test_duplicate_explainer_keys_fail_at_definition() -> None:
+    with pytest.raises(TypeError, match="'tree' is taken"):
+
+        class Again(Explainer, key="tree"):  # pragma: no cover - the definition itself fails
             pass

@@ -132,6 +132,8 @@ class Explainer(ABC):
 
     key: ClassVar[str] = ""
     registry: ClassVar[dict[str, type[Explainer]]] = {}
+    # A scikit-learn regressor this explainer explains, for the contract tests.
+    example: ClassVar[str] = "sklearn.ensemble.GradientBoostingRegressor"
 
     def __init_subclass__(cls, *, key: str = "", **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -201,6 +203,8 @@ class TreeShap(Explainer, key="tree"):
 class LinearShap(Explainer, key="linear"):
     """Exact attributions of a linear model against a background (``shap.LinearExplainer``)."""
 
+    example: ClassVar[str] = "sklearn.linear_model.Ridge"
+
     @classmethod
     def supports(cls, model: object) -> bool:
         return type(model).__module__.startswith("sklearn.linear_model") and hasattr(model, "coef_")
@@ -230,6 +234,7 @@ class SamplingShap(Explainer, key="sampling"):
     with at most ``max_evals`` model evaluations per row."""
 
     max_evals: int = 500
+    example: ClassVar[str] = "sklearn.neighbors.KNeighborsRegressor"
 
     @classmethod
     def supports(cls, model: object) -> bool:
