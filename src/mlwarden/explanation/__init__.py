@@ -193,11 +193,8 @@ class TreeShap(Explainer, key="tree"):
             warnings.simplefilter("ignore", UserWarning)  # shap's notes on output shapes
             explainer = shap.TreeExplainer(model)
             values = np.asarray(explainer.shap_values(x, check_additivity=False), dtype=float)
-        expected = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
-        if values.ndim == 3:  # one slice per class (forests: probabilities)
-            k = _class(class_index, values.shape[2])
-            return values[:, :, k], np.full(len(x), expected[k]), "probability"
-        return values, np.full(len(x), expected[-1]), "raw"
+        # forests give one slice per class, in probabilities
+        return _one_class(values, explainer.expected_value, class_index, "probability")
 
 
 class LinearShap(Explainer, key="linear"):
@@ -221,11 +218,7 @@ class LinearShap(Explainer, key="linear"):
         masker = shap.maskers.Independent(background, max_samples=len(background))
         explainer = shap.LinearExplainer(model, masker)
         values = np.asarray(explainer.shap_values(x), dtype=float)
-        expected = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
-        if values.ndim == 3:
-            k = _class(class_index, values.shape[2])
-            return values[:, :, k], np.full(len(x), expected[k]), "raw"
-        return values, np.full(len(x), expected[-1]), "raw"
+        return _one_class(values, explainer.expected_value, class_index, "raw")
 
 
 @dataclass
@@ -387,6 +380,19 @@ def _matrix(data: object, names: Sequence[str] | None) -> tuple[list[str], NDArr
             )
         series.append(column.cast(pl.Float64))
     return columns, pl.DataFrame(series).to_numpy()
+
+
+def _one_class(
+    values: NDArray[np.float64], expected_value: object, class_index: int | None, per_class: str
+) -> tuple[NDArray[np.float64], NDArray[np.float64], str]:
+    """The attributions of one class (``per_class`` names their output space when the
+    explainer gave one slice per class), with the base value repeated per row."""
+    expected = np.atleast_1d(np.asarray(expected_value, dtype=float))
+    rows = values.shape[0]
+    if values.ndim == 3:
+        k = _class(class_index, values.shape[2])
+        return values[:, :, k], np.full(rows, expected[k]), per_class
+    return values, np.full(rows, expected[-1]), "raw"
 
 
 def _class(class_index: int | None, n_classes: int) -> int:
