@@ -917,9 +917,12 @@ def _json_default(value: Any) -> Any:
 
 
 def _add_groups() -> None:
+    from mlwarden.feedback_cli import feedback_group, promotion_group
     from mlwarden.react.cli import policy_group
 
     cli.add_command(policy_group)
+    cli.add_command(feedback_group)
+    cli.add_command(promotion_group)
 
 
 _add_groups()

@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,11 @@ DRIFT_REFERENCE = "drift_reference"
 EVALUATORS = "evaluators"
 REFERENCE_ROWS = "reference_rows"
 EXPLANATION = "explanation"
+# The per-row attributions of the reference sample the global explanation was computed on:
+# what the attributions of production windows are compared with (explanation drift).
+REFERENCE_ATTRIBUTIONS = "reference_attributions"
+# The fitted model itself (pickled), so the service can explain logged predictions.
+ESTIMATOR = "estimator"
 EXPLAIN_ROWS = 2_000
 # Rows of the reference kept with a version (a seeded sample when it has more): what the
 # diagnosis compares an incident's rows with, and what a retraining is handed to reweight.
@@ -91,6 +97,9 @@ class Registry:
         estimator: object = None,
         features: Sequence[str] | None = None,
         groups: Mapping[str, Sequence[str]] | None = None,
+        keep_estimator: bool = True,
+        explain_sample: float = 1.0,
+        feedback_reasons: Sequence[str] | None = None,
     ) -> VersionRecord:
         """Register ``version`` of ``model`` (created when new) with its reference fitted on
         ``reference`` (a frame or a file): profile, quality suite (learned unless given), drift
@@ -105,8 +114,14 @@ class Registry:
         feature names or the reference's feature columns), the version's global explanation is
         computed on up to ``EXPLAIN_ROWS`` reference rows and stored with it: mean absolute
         attribution, share and direction of effect per feature and per group of ``groups``
-        (engineered columns → sensors). Its importances weigh drift in the diagnosis."""
+        (engineered columns → sensors). Its importances weigh drift in the diagnosis. The
+        attributions of that sample are kept (explanation drift compares production with
+        them), and with ``keep_estimator`` the model too (pickled: only ever loaded from this
+        store), so that the service explains ``explain_sample`` (a share, 0–1) of the logged
+        predictions. ``feedback_reasons`` are the reason codes people choose from when they
+        override a prediction (default :data:`mlwarden.feedback.DEFAULT_REASONS`)."""
         from mlwarden.drift import Reference
+        from mlwarden.exceptions import ParameterError
         from mlwarden.frames import to_polars
         from mlwarden.quality import suggest_suite
         from mlwarden.schema import Role, infer_schema
@@ -153,12 +168,29 @@ class Registry:
             EVALUATORS: evaluators.to_bytes(),
             REFERENCE_ROWS: _parquet(frame),
         }
+        if not 0.0 <= explain_sample <= 1.0:
+            raise ParameterError(
+                f"The 'explain_sample' parameter of register must be a share between 0 and 1; "
+                f"got {explain_sample!r}.",
+                parameter="explain_sample",
+            )
+        if feedback_reasons is not None:
+            meta["feedback_reasons"] = [str(r) for r in feedback_reasons]
         if estimator is not None:
             inputs = features or [c.name for c in schema if c.role is Role.FEATURE]
-            summary = global_explanation(estimator, frame, inputs, groups)
+            summary, attributions = _explained(estimator, frame, inputs, groups)
             artifacts[EXPLANATION] = json.dumps(summary).encode("utf-8")
+            artifacts[REFERENCE_ATTRIBUTIONS] = _parquet(attributions)
             meta["importance"] = {f["feature"]: f["mean_abs"] for f in summary["features"]}
-            meta["explanation"] = {"method": summary["method"], "rows": summary["rows"]}
+            meta["explanation"] = {
+                "method": summary["method"],
+                "rows": summary["rows"],
+                "features": list(inputs),
+                "groups": {k: list(v) for k, v in (groups or {}).items()},
+                "sample": explain_sample,
+            }
+            if keep_estimator:
+                artifacts[ESTIMATOR] = pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
         return self.store.create_version(
             model,
             version,
@@ -202,6 +234,28 @@ class Registry:
         assert isinstance(doc, dict)
         return doc
 
+    def reference_attributions(self, model: str, version_or_alias: str) -> pl.DataFrame | None:
+        """The attributions (one column per feature, and ``base_value``) of the reference
+        sample the global explanation was computed on; None without an explanation."""
+        import io
+
+        import polars as pl
+
+        record = self.store.resolve(model, version_or_alias)
+        if REFERENCE_ATTRIBUTIONS not in record.artifacts:
+            return None
+        content = self.store.artifact(model, record.version, REFERENCE_ATTRIBUTIONS)
+        return pl.read_parquet(io.BytesIO(content))
+
+    def estimator(self, model: str, version_or_alias: str) -> object | None:
+        """The fitted model kept with a version (None when it was not kept)."""
+        record = self.store.resolve(model, version_or_alias)
+        if ESTIMATOR not in record.artifacts:
+            return None
+        # The store's own artifact, written by register(); never bytes from a request.
+        estimator: object = pickle.loads(self.store.artifact(model, record.version, ESTIMATOR))
+        return estimator
+
     def reference_rows(self, model: str, version_or_alias: str) -> pl.DataFrame | None:
         """The reference rows stored with a version (up to ``MAX_REFERENCE_ROWS``, a seeded
         sample of a larger reference); None for a version registered without them."""
@@ -244,6 +298,16 @@ def global_explanation(
 ) -> dict[str, Any]:
     """A model's global explanation on (a seeded sample of) ``frame``: per feature and per
     group the mean absolute attribution, its share and the direction of the effect."""
+    return _explained(estimator, frame, features, groups)[0]
+
+
+def _explained(
+    estimator: object,
+    frame: pl.DataFrame,
+    features: Sequence[str],
+    groups: Mapping[str, Sequence[str]] | None,
+) -> tuple[dict[str, Any], pl.DataFrame]:
+    """The global explanation, and the per-row attributions it summarizes."""
     from mlwarden.explanation import explain
 
     rows = frame.sample(EXPLAIN_ROWS, seed=0) if frame.height > EXPLAIN_ROWS else frame
@@ -255,13 +319,14 @@ def global_explanation(
             for row in e.global_importance().to_dicts()
         ]
 
-    return {
+    summary = {
         "method": explanation.method,
         "output": explanation.output,
         "rows": explanation.n_rows,
         "features": table(explanation),
         "groups": table(explanation.by_group(groups)) if groups else [],
     }
+    return summary, explanation.to_df()
 
 
 def _parquet(frame: pl.DataFrame) -> bytes:

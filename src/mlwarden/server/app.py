@@ -70,6 +70,8 @@ class Settings:
             them. Windows, their profiles and metrics stay in the metadata store.
         policies: a YAML file of reaction policies applied after each evaluation round
             (see :mod:`mlwarden.react.policies`); read and checked when the server starts.
+        explain: explain logged predictions of versions kept with their estimator, in a
+            background thread after each batch (:mod:`mlwarden.service.explain`).
     """
 
     data_dir: Path = field(
@@ -85,6 +87,7 @@ class Settings:
     keep_days: int | None = None
     retention: Literal["delete", "compact"] = "delete"
     policies: Path | None = None
+    explain: bool = True
 
     def store(self) -> Store:
         url = self.database_url or os.environ.get("MLWARDEN_DATABASE_URL")
@@ -197,7 +200,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 data_dir=settings.data_dir,
             ).start()
         app.state.scheduler = scheduler
+        explainer = None
+        if settings.explain:
+            from mlwarden.service.explain import ExplainWorker
+
+            explainer = ExplainWorker(store, app.state.rowlog).start()
+        app.state.explainer = explainer
         yield
+        if explainer is not None:
+            explainer.stop()
         if scheduler is not None:
             scheduler.stop()
         if dispatcher is not None:
@@ -212,9 +223,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.include_router(dashboard_router)
-    from mlwarden.server import diagnosis_api, lineage_api, policy_api
+    from mlwarden.server import diagnosis_api, feedback_api, lineage_api, policy_api
 
-    for module in (lineage_api, policy_api, diagnosis_api):
+    for module in (lineage_api, policy_api, diagnosis_api, feedback_api):
         app.include_router(module.router, prefix=API)
 
     @app.exception_handler(MlwardenError)
@@ -226,7 +237,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             status = 409
         elif isinstance(exc, StoreError):
             status = 503
-        field_name = getattr(exc, "parameter", None) or getattr(exc, "column", None)
+        field_name = (
+            getattr(exc, "parameter", None)
+            or getattr(exc, "column", None)
+            or getattr(exc, "what", None)
+        )
         body: dict[str, Any] = {"detail": " ".join(str(exc).split())}
         if field_name:
             body["field"] = field_name
@@ -416,6 +431,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 last_at=last_at,
             )
         )
+        explainer = getattr(request.app.state, "explainer", None)
+        if explainer is not None and written:
+            explainer.submit(model, version, batch_id, first_at, last_at)
         return Stored(batch_id=batch_id, rows=frame.height, duplicate=not new and written == 0)
 
     @app.post(f"{API}/models/{{model}}/labels", tags=["ingest"], response_model=Stored)

@@ -12,7 +12,12 @@ For each window of the logged rows (joined with the labels that have arrived for
   reference makes expected for a window of that size; where labels arrived, the metric on the
   labelled rows alone is ``performance.<metric>.realized``;
 * the same drift and performance metrics per segment value (``segment="line=L2"``), each judged
-  against that segment's own reference.
+  against that segment's own reference;
+* people's feedback on the window's predictions (:func:`mlwarden.feedback.feedback_metrics`):
+  ``override_rate`` and ``explanation_plausibility``, overall and per segment;
+* explanation drift of the window's stored attributions against the reference's
+  (:mod:`mlwarden.explanation.drift`): ``explanation_shift`` per feature, ``importance_rank``,
+  ``explanation_auc``.
 
 Every number is stored as a metric with its bounds; a value outside them is an alert, and the
 alerts of one window are one incident. Where a person marked an alert of a metric as a false
@@ -21,10 +26,10 @@ verdict is reverted. The window's profile and the drift, multivariate and
 performance results are kept for the drill-down.
 
 Only windows that changed are evaluated: a closed window is evaluated when it has never been, or
-when rows or labels arrived for it since (its row or label count differs from the stored one),
-so a late label re-evaluates its window and nothing else. Evaluating a window again replaces its
-metrics and alerts, never duplicates them. ``mlwarden evaluate`` runs this from cron or an
-orchestrator; ``mlwarden serve`` runs it on a schedule.
+when rows, labels, feedback or attributions arrived for it since (a count differs from the
+stored one), so a late label re-evaluates its window and nothing else. Evaluating a window
+again replaces its metrics and alerts, never duplicates them. ``mlwarden evaluate`` runs this
+from cron or an orchestrator; ``mlwarden serve`` runs it on a schedule.
 """
 
 from __future__ import annotations
@@ -124,19 +129,22 @@ def evaluate(
     if counts.height == 0:
         return []
     stored = {
-        w.start: (w.n_rows, w.n_labelled)
+        w.start: (w.n_rows, w.n_labelled, w.n_signals)
         for w in store.windows(record.model, record.version, start=start, end=end)
         if w.evaluated_at is not None
     }
+    signals = _signal_counts(store, rowlog, record.model, record.version, window, timestamp)
     # One row per closed window (few: one per hour or day), not per logged row.
     pending = []
     labels_only = set()
     for row in counts.filter(pl.col("end") <= now).iter_rows(named=True):
         known = stored.get(row["start"])
-        if force or known != (row["n_rows"], row["n_labelled"]):
+        fresh = (row["n_rows"], row["n_labelled"], signals.get(row["start"], 0))
+        if force or known != fresh:
             pending.append((row["start"], row["end"]))
             if not force and known is not None and known[0] == row["n_rows"]:
-                labels_only.add(row["start"])  # same rows, new labels: performance only
+                # same rows, new labels, feedback or attributions: those metrics only
+                labels_only.add(row["start"])
     outcomes = []
     widened = store.widened_bounds(record.model) if pending else {}
     for run_start, run_end, starts in _runs(pending):
@@ -153,6 +161,8 @@ def evaluate(
             outcomes.append(
                 judge(
                     store,
+                    rowlog,
+                    signals.get(window_start, 0),
                     reference,
                     part.drop(_WINDOW),
                     window_start,
@@ -266,6 +276,8 @@ def read_rows(
 
 def _evaluate_window(
     store: Store,
+    rowlog: RowLog,
+    n_signals: int,
     reference: VersionReference,
     rows: pl.DataFrame,
     start: datetime,
@@ -283,7 +295,13 @@ def _evaluate_window(
         rows.height - rows[target].null_count() if target is not None and target in rows else 0
     )
     window = store.upsert_window(
-        record.model, record.version, start, end, n_rows=rows.height, n_labelled=n_labelled
+        record.model,
+        record.version,
+        start,
+        end,
+        n_rows=rows.height,
+        n_labelled=n_labelled,
+        n_signals=n_signals,
     )
     features = rows.drop(target) if target is not None and target in rows else rows
     validation = validate(features, reference.suite, now=now)
@@ -306,6 +324,7 @@ def _evaluate_window(
         metrics += _multivariate(store, window.id, evaluators, features)
         metrics += _performance(store, window.id, evaluators.estimator, rows, "")
         metrics += _segments(store, window.id, evaluators, rows, target, skip)
+    metrics += _signals(store, rowlog, reference, window)
     metrics = _widened(widened, metrics)
     store.write_metrics(window.id, metrics)
     return _conclude(
@@ -315,6 +334,8 @@ def _evaluate_window(
 
 def _relabel_window(
     store: Store,
+    rowlog: RowLog,
+    n_signals: int,
     reference: VersionReference,
     rows: pl.DataFrame,
     start: datetime,
@@ -323,20 +344,28 @@ def _relabel_window(
     notify: Dispatcher | None,
     widened: Widened,
 ) -> WindowOutcome:
-    """A window whose rows were evaluated and whose labels arrived since: its performance is
-    computed again, the other metrics kept; its alerts are those of all its metrics."""
+    """A window whose rows were evaluated and whose labels, feedback or attributions arrived
+    since: its performance, feedback and explanation metrics are computed again, the other
+    metrics kept; its alerts are those of all its metrics."""
     record = reference.version
     evaluators = reference.evaluators
-    assert evaluators is not None
-    assert evaluators.target is not None
-    target = evaluators.target
-    n_labelled = rows.height - rows[target].null_count() if target in rows else 0
+    target = evaluators.target if evaluators is not None else None
+    n_labelled = rows.height - rows[target].null_count() if target and target in rows else 0
     window = store.upsert_window(
-        record.model, record.version, start, end, n_rows=rows.height, n_labelled=n_labelled
+        record.model,
+        record.version,
+        start,
+        end,
+        n_rows=rows.height,
+        n_labelled=n_labelled,
+        n_signals=n_signals,
     )
-    fresh = _performance(store, window.id, evaluators.estimator, rows, "")
-    for name, own, part in _segment_parts(evaluators, rows):
-        fresh += _performance(store, window.id, own.estimator, part, name)
+    fresh: list[MetricValue] = []
+    if evaluators is not None and target is not None:
+        fresh += _performance(store, window.id, evaluators.estimator, rows, "")
+        for name, own, part in _segment_parts(evaluators, rows):
+            fresh += _performance(store, window.id, own.estimator, part, name)
+    fresh += _signals(store, rowlog, reference, window)
     store.write_metrics(window.id, _widened(widened, fresh))
     validation = store.validation(window.id)
     passed = bool(validation is None or validation.get("passed", True))
@@ -378,6 +407,93 @@ def _conclude(
         incident=recorded[0] if recorded else None,
         passed=passed,
     )
+
+
+def _signal_counts(
+    store: Store, rowlog: RowLog, model: str, version: str, window: str, timestamp: str
+) -> dict[datetime, int]:
+    """Per window start: the feedback given on its predictions plus its explained predictions
+    (a change re-evaluates the window)."""
+    from mlwarden.feedback import count_feedback
+
+    given = count_feedback(store, model, version, None, None)
+    frames = []
+    if given:
+        frames.append(
+            pl.DataFrame(
+                {"at": list(given), "n": list(given.values())},
+                schema={"at": pl.Datetime("us", "UTC"), "n": pl.Int64},
+            )
+        )
+    explained = rowlog.explanations(
+        model, version=version, columns=[timestamp], timestamp=timestamp
+    )
+    if explained.height:
+        frames.append(
+            explained.select(
+                pl.col(timestamp).cast(pl.Datetime("us", "UTC")).alias("at"), pl.lit(1).alias("n")
+            )
+        )
+    if not frames:
+        return {}
+    counts = (
+        pl.concat(frames, how="vertical_relaxed")
+        .group_by(pl.col("at").dt.truncate(window).alias("start"))
+        .agg(pl.col("n").sum())
+    )
+    return dict(zip(counts["start"].to_list(), counts["n"].to_list(), strict=True))
+
+
+def _signals(
+    store: Store, rowlog: RowLog, reference: VersionReference, window: WindowRecord
+) -> list[MetricValue]:
+    """The feedback and explanation-drift metrics of a window (details kept for the drill-down)."""
+    from mlwarden.explanation.drift import explanation_drift
+    from mlwarden.feedback import feedback_metrics
+
+    record = reference.version
+    metrics = feedback_metrics(
+        store, record.model, record.version, window.start, window.end, meta=record.meta
+    )
+    features = (record.meta.get("explanation") or {}).get("features") or []
+    if not features:
+        return metrics
+    timestamp = reference.suite.timestamp or "timestamp"
+    current = rowlog.explanations(
+        record.model,
+        start=window.start,
+        end=window.end,
+        version=record.version,
+        timestamp=timestamp,
+    )
+    if current.height == 0:
+        return metrics
+    baseline = _reference_attributions(store, record.model, record.version)
+    if baseline is None:
+        return metrics
+    found, details = explanation_drift(baseline, current, features)
+    if details:
+        store.save_details(window.id, "explanation", details)
+    return metrics + found
+
+
+_attributions: OrderedDict[tuple[str, str, str], pl.DataFrame | None] = OrderedDict()
+
+
+def _reference_attributions(store: Store, model: str, version: str) -> pl.DataFrame | None:
+    """The reference attributions of a version, loaded once per process (they never change)."""
+    from mlwarden.registry import Registry
+
+    key = (store.url, model, version)
+    with _references_lock:
+        if key in _attributions:
+            return _attributions[key]
+    found = Registry(store).reference_attributions(model, version)
+    with _references_lock:
+        _attributions[key] = found
+        while len(_attributions) > _CACHE_SIZE:
+            _attributions.popitem(last=False)
+    return found
 
 
 def _widened(widened: Widened, metrics: list[MetricValue]) -> list[MetricValue]:

@@ -105,6 +105,7 @@ class WindowRecord:
     n_rows: int
     n_labelled: int
     evaluated_at: datetime | None
+    n_signals: int = 0
 
 
 @dataclass(frozen=True)
@@ -430,8 +431,10 @@ class Store:
         n_rows: int,
         n_labelled: int = 0,
         evaluated_at: datetime | None = None,
+        n_signals: int | None = None,
     ) -> WindowRecord:
-        """The window [start, end) of a version, created or updated (late rows, late labels)."""
+        """The window [start, end) of a version, created or updated (late rows, late labels);
+        ``n_signals`` (feedback given plus predictions explained) is kept when None."""
         start, end = as_utc(start, "start"), as_utc(end, "end")
         if end <= start:
             raise ParameterError(
@@ -449,6 +452,8 @@ class Store:
                 s.add(row)
             row.n_rows = n_rows
             row.n_labelled = n_labelled
+            if n_signals is not None:
+                row.n_signals = n_signals
             row.evaluated_at = evaluated_at
             s.flush()
             return _window(row, model, version)
@@ -1188,6 +1193,7 @@ def _window(row: WindowRow, model: str, version: str) -> WindowRecord:
         row.n_rows,
         row.n_labelled,
         row.evaluated_at,
+        row.n_signals or 0,
     )
 
 

@@ -79,11 +79,12 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
-Kind = Literal["rows", "labels"]
+Kind = Literal["rows", "labels", "explanations"]
 RetentionMode = Literal["delete", "compact"]
 
 ROWS: Final = "rows"
 LABELS: Final = "labels"
+EXPLANATIONS: Final = "explanations"
 MODEL_VERSION: Final = "_model_version"
 INGESTED_AT: Final = "_ingested_at"
 BATCH_ID: Final = "_batch_id"
@@ -93,6 +94,13 @@ MODEL: Final = "_model"
 DATE: Final = "_date"
 _RESERVED: Final[dict[str, dict[str, str]]] = {
     ROWS: {
+        MODEL: "the model partition",
+        DATE: "the day partition",
+        MODEL_VERSION: "the model version",
+        INGESTED_AT: "the ingestion time",
+        BATCH_ID: "the batch id",
+    },
+    EXPLANATIONS: {
         MODEL: "the model partition",
         DATE: "the day partition",
         MODEL_VERSION: "the model version",
@@ -295,24 +303,78 @@ class RowLog:
                 reserves (``_model``, ``_date``, ``_model_version``, ``_ingested_at``,
                 ``_batch_id``).
         """
-        _check_name(model, "model", "RowLog.append")
-        _check_name(batch_id, "batch_id", "RowLog.append")
+        return self._append_versioned(
+            ROWS, "RowLog.append", model, version, frame, batch_id, timestamp
+        )
+
+    def _append_versioned(
+        self,
+        kind: Kind,
+        owner: str,
+        model: str,
+        version: str | int,
+        frame: object,
+        batch_id: str,
+        timestamp: str,
+    ) -> int:
+        """Append a batch of rows (or attributions) of one model version."""
+        _check_name(model, "model", owner)
+        _check_name(batch_id, "batch_id", owner)
         if isinstance(version, bool) or not isinstance(version, str | int) or version == "":
             raise ParameterError(
-                f"The 'version' parameter of RowLog.append must be a non-empty string or an "
+                f"The 'version' parameter of {owner} must be a non-empty string or an "
                 f"int; got {version!r}.",
                 parameter="version",
             )
         data = to_polars(frame)
         if data.height == 0:
             return 0
-        data = _prepared(data, ROWS, timestamp)
+        data = _prepared(data, kind, timestamp)
         data = data.with_columns(
             pl.lit(str(version), dtype=pl.String).alias(MODEL_VERSION),
             pl.lit(datetime.now(UTC), dtype=pl.Datetime("us", "UTC")).alias(INGESTED_AT),
             pl.lit(batch_id, dtype=pl.String).alias(BATCH_ID),
         )
-        return self._write(ROWS, model, batch_id, data, timestamp)
+        return self._write(kind, model, batch_id, data, timestamp)
+
+    def append_explanations(
+        self,
+        model: str,
+        version: str | int,
+        frame: object,
+        *,
+        batch_id: str,
+        timestamp: str = "timestamp",
+    ) -> int:
+        """Log per-prediction attributions; return the rows written (0 for a retried batch).
+
+        ``frame`` holds the predictions' id and event time (``timestamp``, the same as their
+        rows'), ``base_value`` and one attribution column per feature, named as the feature.
+        They are filed like rows (``explanations/_model=<name>/_date=...``), with the same
+        guarantees as :meth:`append`, so that a window's attributions are read with its rows.
+        """
+        return self._append_versioned(
+            EXPLANATIONS, "RowLog.append_explanations", model, version, frame, batch_id, timestamp
+        )
+
+    def explanations(
+        self,
+        model: str,
+        *,
+        start: datetime | date | None = None,
+        end: datetime | date | None = None,
+        columns: Sequence[str] | None = None,
+        version: str | int | None = None,
+        timestamp: str = "timestamp",
+    ) -> pl.DataFrame:
+        """The per-prediction attributions of a model whose event time is in ``[start, end)``,
+        oldest first; parameters are those of :meth:`read`."""
+        _check_name(model, "model", "RowLog.explanations")
+        where, params = _range(timestamp, start, end)
+        if version is not None:
+            where.append(f"{MODEL_VERSION} = $version")
+            params["version"] = str(version)
+        return self._select(EXPLANATIONS, model, start, end, columns, timestamp, where, params)
 
     def append_labels(
         self,
@@ -637,7 +699,7 @@ class RowLog:
         now: datetime | None = None,
         mode: RetentionMode = "delete",
     ) -> RetentionReport:
-        """Delete or compact the days of a model (rows and labels) older than ``keep_days``.
+        """Delete or compact a model's days (rows, labels, attributions) older than ``keep_days``.
 
         A day is old once all of it is more than ``keep_days`` days before ``now``: with
         ``keep_days=7`` on 2024-05-10 12:00 UTC, days up to 2024-05-02 go. ``"delete"`` removes
@@ -664,8 +726,8 @@ class RowLog:
         cutoff = (moment - timedelta(days=keep_days)).date()
         days: set[date] = set()
         files = swept = 0
-        counts = {ROWS: 0, LABELS: 0}
-        for kind in (ROWS, LABELS):
+        counts = {ROWS: 0, LABELS: 0, EXPLANATIONS: 0}
+        for kind in (ROWS, LABELS, EXPLANATIONS):
             base = self._model_dir(kind, model)
             swept += _sweep_deletions(base)
             for day, directory in _days(base):

@@ -139,6 +139,9 @@ class WindowRow(Base):
     end: Mapped[datetime]
     n_rows: Mapped[int] = mapped_column(Integer, default=0)
     n_labelled: Mapped[int] = mapped_column(Integer, default=0)
+    # Feedback given on the window's predictions plus the predictions explained: a window is
+    # judged again (its feedback and explanation metrics) when this count changes.
+    n_signals: Mapped[int] = mapped_column(Integer, default=0)
     evaluated_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
@@ -384,3 +387,57 @@ class PolicyActionRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_by: Mapped[str] = mapped_column(String(200), default="")
     decided_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class PredictionFeedbackRow(Base):
+    """A person's feedback on one prediction and its explanation: right or wrong, the true
+    value, whether they followed it (``decision``: ``accepted`` or ``overridden``, with a reason
+    code), whether the explanation was plausible, and what they were shown."""
+
+    __tablename__ = "prediction_feedback"
+    __table_args__ = (
+        Index("ix_prediction_feedback_model_at", "model_id", "prediction_at"),
+        Index("ix_prediction_feedback_prediction", "model_id", "prediction_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    version: Mapped[str] = mapped_column(String(200))
+    prediction_id: Mapped[str] = mapped_column(String(200))
+    prediction_at: Mapped[datetime]
+    segment: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(20))
+    by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    correct: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    true_value: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    decision: Mapped[str] = mapped_column(String(20), default="")
+    reason: Mapped[str] = mapped_column(String(100), default="")
+    comment: Mapped[str] = mapped_column(Text, default="")
+    plausible: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    explanation_comment: Mapped[str] = mapped_column(Text, default="")
+    shown: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class PromotionRow(Base):
+    """A request to point an alias (``production``) at a candidate version: the gate's
+    evaluation against the current version, and the expert review when one is required."""
+
+    __tablename__ = "promotions"
+    __table_args__ = (Index("ix_promotions_model", "model_id", "requested_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    baseline_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL"), default=None
+    )
+    alias: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))
+    requires_review: Mapped[bool] = mapped_column(Boolean, default=True)
+    gate: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    requested_by: Mapped[str] = mapped_column(String(200), default="")
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reviewed_by: Mapped[str] = mapped_column(String(200), default="")
+    reviewed_at: Mapped[datetime | None] = mapped_column(default=None)
+    comment: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,369 @@
+"""Feedback on predictions, per-prediction explanations stored by the service, explanation
+drift, and the promotion gate — on a real store, row log and model."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from fastapi.testclient import TestClient
+from sklearn.ensemble import GradientBoostingClassifier
+
+from mlwarden.datasets import production_line
+from mlwarden.exceptions import InputError, NotFoundError, ParameterError
+from mlwarden.feedback import export_training_set, give_feedback, list_feedback
+from mlwarden.registry import Registry
+from mlwarden.registry.promotion import (
+    PromotionGate,
+    list_promotions,
+    request_promotion,
+    review_promotion,
+)
+from mlwarden.server import Settings, create_app
+from mlwarden.service import evaluate
+from mlwarden.service.explain import explain_batch, explain_missing
+from mlwarden.store.metadata import Store
+from mlwarden.store.rowlog import RowLog
+from tests.server.conftest import API, auth
+
+FEATURES = ["temperature_c", "pressure_bar", "vibration_mm_s", "line_speed_m_min", "humidity_pct"]
+ROLES = {"defect": "target", "defect_score": "score", "prediction": "prediction"}
+
+
+def _line(n: int, **kwargs: Any) -> pl.DataFrame:
+    """Rows of the production line without missing readings (the model takes no NaN)."""
+    return production_line(n, **kwargs).with_columns(pl.col(FEATURES).fill_null(strategy="mean"))
+
+
+def _model(frame: pl.DataFrame, depth: int = 3) -> GradientBoostingClassifier:
+    model = GradientBoostingClassifier(n_estimators=30, max_depth=depth, random_state=0)
+    return model.fit(frame.select(FEATURES).to_numpy(), frame["defect"].to_numpy())
+
+
+def _scored(model: GradientBoostingClassifier, frame: pl.DataFrame) -> pl.DataFrame:
+    score = model.predict_proba(frame.select(FEATURES).to_numpy())[:, 1]
+    return frame.with_columns(
+        defect_score=pl.Series(score), prediction=pl.Series((score > 0.5).astype(np.int8))
+    )
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> dict[str, Any]:
+    """Version 1 of 'line' registered with its model; 600 later rows logged and explained."""
+    reference = _line(4_000, seed=1).with_row_index("id").with_columns(pl.col("id").cast(pl.String))
+    model = _model(reference)
+    reference = _scored(model, reference)
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    registry = Registry(store)
+    registry.register(
+        "line",
+        "1",
+        reference,
+        timestamp="timestamp",
+        id="id",
+        roles=ROLES,
+        segment="line",
+        estimator=model,
+        features=FEATURES,
+        groups={"thermal": ["temperature_c", "humidity_pct"]},
+    )
+    registry.promote("line", "1")
+    rows = _line(600, seed=2, start=reference["timestamp"].max() + timedelta(seconds=10))
+    rows = _scored(model, rows.with_row_index("id").with_columns(pl.format("p{}", "id")))
+    rows = rows.drop("defect")
+    log = RowLog(tmp_path / "log")
+    log.append("line", "1", rows, batch_id="b1")
+    first, last = rows["timestamp"].min(), rows["timestamp"].max()
+    explained = explain_batch(store, log, "line", "1", "b1", first, last)
+    return {
+        "store": store,
+        "log": log,
+        "rows": rows,
+        "model": model,
+        "reference": reference,
+        "explained": explained,
+        "tmp": tmp_path,
+    }
+
+
+def test_the_service_explains_logged_predictions_once(world: dict[str, Any]) -> None:
+    store, log, rows = world["store"], world["log"], world["rows"]
+    assert world["explained"] == rows.height
+    stored = log.explanations("line")
+    assert stored.height == rows.height
+    # attributions add up to the model's log-odds for every prediction
+    proba = rows["defect_score"].to_numpy()
+    total = stored.select(FEATURES).to_numpy().sum(axis=1) + stored["base_value"].to_numpy()
+    assert np.allclose(1 / (1 + np.exp(-total)), proba, atol=1e-6)
+    # a retry and the catch-up write nothing more
+    first, last = rows["timestamp"].min(), rows["timestamp"].max()
+    assert explain_batch(store, log, "line", "1", "b1", first, last) == 0
+    assert explain_missing(store, log, "line", "1") == 0
+
+
+def test_feedback_is_validated_and_names_the_field(world: dict[str, Any]) -> None:
+    store, log = world["store"], world["log"]
+    with pytest.raises(NotFoundError) as missing:
+        give_feedback(store, log, "line", "nope", role="operator", decision="accepted")
+    assert missing.value.what == "prediction_id"
+    with pytest.raises(ParameterError) as role:
+        give_feedback(store, log, "line", "p1", role="manager", decision="accepted")
+    assert role.value.parameter == "role"
+    with pytest.raises(ParameterError) as reason:
+        give_feedback(store, log, "line", "p1", role="operator", decision="overridden")
+    assert reason.value.parameter == "reason"
+    with pytest.raises(ParameterError) as code:
+        give_feedback(
+            store, log, "line", "p1", role="operator", decision="overridden", reason="bored"
+        )
+    assert code.value.parameter == "reason"
+    with pytest.raises(InputError) as label:
+        give_feedback(store, log, "line", "p1", role="domain_expert", true_value="broken")
+    assert label.value.column == "true_value"
+    with pytest.raises(ParameterError):
+        give_feedback(store, log, "line", "p1", role="operator")  # says nothing
+    assert list_feedback(store, "line") == []
+
+
+def test_feedback_keeps_what_was_shown_and_labels_the_row(world: dict[str, Any]) -> None:
+    store, log = world["store"], world["log"]
+    record = give_feedback(
+        store,
+        log,
+        "line",
+        "p7",
+        role="domain_expert",
+        by="eva",
+        true_value=1,
+        plausible=False,
+        explanation_comment="pressure cannot matter this much",
+    )
+    assert record.version == "1"
+    assert record.segment.startswith("line=")
+    shown = record.shown
+    assert shown["prediction"] is not None
+    sensors = [s["sensor"] for s in shown["explanation"]["sensors"]]
+    assert "thermal" in sensors
+    assert "temperature_c" not in sensors
+    assert isinstance(shown["quality_flags"], list)
+    labels = log.labels("line")
+    assert labels.filter(pl.col("id") == "p7")["defect"].to_list() == [1]
+    # "incorrect" on a binary classifier labels the row with the other class
+    prediction = world["rows"].filter(pl.col("id") == "p8")["prediction"][0]
+    give_feedback(store, log, "line", "p8", role="operator", correct=False)
+    latest = log.labels("line").filter(pl.col("id") == "p8")["defect"].to_list()
+    assert latest == [1 - prediction]
+
+
+def test_overrides_raise_an_alert_and_re_evaluate_the_window(world: dict[str, Any]) -> None:
+    store, log, rows = world["store"], world["log"], world["rows"]
+    now = rows["timestamp"].max() + timedelta(hours=2)
+    evaluate(store, log, "line", "production", window="1h", now=now)
+    hour = pl.col("timestamp").dt.truncate("1h")
+    first_hour = rows.filter(hour == hour.min())
+    ids = first_hour["id"].to_list()[:30]
+    for i, prediction_id in enumerate(ids):  # people overrode most of one hour's predictions
+        give_feedback(
+            store,
+            log,
+            "line",
+            prediction_id,
+            role="operator",
+            by=f"op{i % 3}",
+            decision="overridden" if i % 5 else "accepted",
+            reason="sensor_fault" if i % 5 else "",
+            plausible=i % 5 == 0,
+        )
+    outcomes = evaluate(store, log, "line", "production", window="1h", now=now)
+    assert len(outcomes) == 1  # only the window that got feedback
+    metrics = store.window_metrics(outcomes[0].window.id)
+    override = next(m for m in metrics if m.name == "override_rate" and not m.segment)
+    assert override.value == pytest.approx(24 / 30)
+    assert override.alert
+    plausible = next(m for m in metrics if m.name == "explanation_plausibility" and not m.segment)
+    assert plausible.alert
+    assert any(m.name == "override_rate" and m.segment.startswith("line=") for m in metrics)
+    # explanation drift is measured on the window's stored attributions
+    assert any(m.name == "explanation_auc" for m in metrics)
+    assert evaluate(store, log, "line", "production", window="1h", now=now) == []
+
+
+def test_explanation_drift_names_the_feature_whose_role_changed(world: dict[str, Any]) -> None:
+    store, log, rows, model = world["store"], world["log"], world["rows"], world["model"]
+    later = rows["timestamp"].max() + timedelta(minutes=5)
+    broken = _line(300, seed=3, start=later).with_columns(pl.lit(60.0).alias("pressure_bar"))
+    broken = _scored(model, broken.with_row_index("id").with_columns(pl.format("q{}", "id")))
+    log.append("line", "1", broken.drop("defect"), batch_id="b2")
+    explain_missing(store, log, "line", "1")
+    now = broken["timestamp"].max() + timedelta(hours=2)
+    outcomes = evaluate(store, log, "line", "production", window="1h", now=now)
+    alerts = {
+        m.column
+        for o in outcomes
+        if o.window.start >= later.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        for m in store.window_metrics(o.window.id)
+        if m.name == "explanation_shift" and m.alert
+    }
+    assert "pressure_bar" in alerts
+
+
+def test_export_writes_the_rows_people_labelled(world: dict[str, Any]) -> None:
+    store, log, tmp = world["store"], world["log"], world["tmp"]
+    give_feedback(store, log, "line", "p3", role="domain_expert", true_value=0)
+    give_feedback(store, log, "line", "p4", role="operator", correct=True)
+    give_feedback(store, log, "line", "p5", role="operator", decision="accepted")  # no label
+    path = tmp / "out" / "training.parquet"
+    exported = export_training_set(store, log, "line", path)
+    written = pl.read_parquet(path)
+    assert sorted(written["id"].to_list()) == ["p3", "p4"]
+    assert set(FEATURES) <= set(written.columns)
+    assert written.filter(pl.col("id") == "p3")["defect"].to_list() == [0]
+    assert written["feedback_role"].to_list() == exported["feedback_role"].to_list()
+
+
+def test_promotion_waits_for_review_and_is_blocked_on_regression(world: dict[str, Any]) -> None:
+    store, reference = world["store"], world["reference"]
+    registry = Registry(store)
+    holdout = _scored(world["model"], _line(1_500, seed=9).with_row_index("id"))
+    better = _model(reference, depth=4)
+    registry.register(
+        "line",
+        "2",
+        reference,
+        timestamp="timestamp",
+        id="id",
+        roles=ROLES,
+        segment="line",
+        estimator=better,
+        features=FEATURES,
+    )
+    pending = request_promotion(
+        store, "line", "2", holdout, gate=PromotionGate(tolerance=0.05, segment_tolerance=0.2)
+    )
+    assert pending.status == "pending", pending.gate["failures"]
+    assert store.resolve("line", "production").version == "1"
+    rows = {(m["metric"], m["segment"]) for m in pending.gate["metrics"]}
+    assert ("roc_auc", "") in rows
+    assert any(s.startswith("line=") for _, s in rows)
+    with pytest.raises(ParameterError):
+        review_promotion(store, pending.id, approve=True, by=" ")
+    done = review_promotion(store, pending.id, approve=True, by="eva", comment="plausible")
+    assert done.status == "promoted"
+    change = store.alias_history("line", "production")[-1]
+    assert change.version == "2"
+    assert change.evidence["review"]["comment"] == "plausible"
+    assert change.evidence["gate"]["passed"]
+
+    # a useless model regresses and is blocked: production stays
+    constant = GradientBoostingClassifier(n_estimators=1, max_depth=1, learning_rate=1e-6)
+    constant.fit(reference.select(FEATURES).to_numpy(), reference["defect"].to_numpy())
+    registry.register(
+        "line",
+        "3",
+        reference,
+        timestamp="timestamp",
+        id="id",
+        roles=ROLES,
+        estimator=constant,
+        features=FEATURES,
+    )
+    blocked = request_promotion(
+        store, "line", "3", holdout, gate=PromotionGate(require_review=False)
+    )
+    assert blocked.status == "blocked"
+    assert any("roc_auc" in f for f in blocked.gate["failures"])
+    assert store.resolve("line", "production").version == "2"
+    assert [p.status for p in list_promotions(store, "line")] == ["blocked", "promoted"]
+
+
+def test_feedback_api_answers_4xx_with_the_field(world: dict[str, Any]) -> None:
+    store, tmp = world["store"], world["tmp"]
+    tokens = {"write": store.create_token("ops", "write"), "read": store.create_token("ui", "read")}
+    settings = Settings(data_dir=tmp, database_url=store.url, explain=False)
+    with TestClient(create_app(settings)) as client:
+        url = f"{API}/models/line/predictions"
+        w, r = auth(tokens["write"]), auth(tokens["read"])
+        ok = client.post(
+            f"{url}/p2/feedback",
+            json={"role": "operator", "decision": "overridden", "reason": "sensor_fault"},
+            headers=w,
+        )
+        assert ok.status_code == 201, ok.text
+        assert ok.json()["by"] == "ops"
+        assert (
+            client.post(f"{url}/p2/feedback", json={"role": "operator"}, headers=r).status_code
+            == 403
+        )
+        cases = [
+            ("nope", {"role": "operator", "decision": "accepted"}, 404, "prediction_id"),
+            ("p2", {"role": "boss", "decision": "accepted"}, 422, "role"),
+            ("p2", {"role": "operator", "true_value": "yes"}, 422, "true_value"),
+            ("p2", {"role": "operator", "decision": "maybe"}, 422, "decision"),
+        ]
+        for prediction_id, body, status, field in cases:
+            answer = client.post(f"{url}/{prediction_id}/feedback", json=body, headers=w)
+            assert answer.status_code == status, answer.text
+            assert answer.json()["field"] == field
+        doc = client.get(f"{url}/p2", headers=r).json()
+        assert doc["version"] == "1"
+        assert doc["explanation"]["sensors"]
+        assert doc["feedback"][0]["decision"] == "overridden"
+        assert "sensor_fault" in doc["reasons"]
+        listed = client.get(f"{API}/models/line/prediction-feedback", headers=r).json()
+        assert [f["prediction_id"] for f in listed] == ["p2"]
+        explanation = client.get(f"{API}/models/line/versions/1/explanation", headers=r).json()
+        assert {g["feature"] for g in explanation["groups"]} >= {"thermal"}
+
+
+def test_cli_exports_feedback_and_reviews_a_promotion(world: dict[str, Any]) -> None:
+    from click.testing import CliRunner
+
+    from mlwarden.cli import cli
+
+    store, log, tmp, reference = world["store"], world["log"], world["tmp"], world["reference"]
+    give_feedback(store, log, "line", "p3", role="domain_expert", true_value=1)
+    where = ["--data-dir", str(tmp), "--database-url", store.url]
+    # the row log of the fixture lives in tmp/log, where the CLI looks for it
+    runner = CliRunner()
+    out = tmp / "labelled.csv"
+    result = runner.invoke(cli, ["feedback", "export", "line", str(out), *where])
+    assert result.exit_code == 0, result.output
+    assert "1 labelled rows" in result.output
+    assert pl.read_csv(out)["id"].to_list() == ["p3"]
+    listed = runner.invoke(cli, ["feedback", "list", "line", *where])
+    assert "true=1" in listed.output
+
+    Registry(store).register(
+        "line",
+        "2",
+        reference,
+        timestamp="timestamp",
+        id="id",
+        roles=ROLES,
+        estimator=_model(reference, depth=4),
+        features=FEATURES,
+    )
+    holdout = tmp / "holdout.parquet"
+    _scored(world["model"], _line(1_000, seed=9)).write_parquet(holdout)
+    asked = runner.invoke(
+        cli,
+        ["promotion", "request", "line", "2", str(holdout), "--tolerance", "0.1", *where],
+    )
+    assert asked.exit_code == 0, asked.output
+    assert ": pending" in asked.output
+    bad = runner.invoke(
+        cli, ["promotion", "request", "line", "2", str(holdout), "--threshold", "auc", *where]
+    )
+    assert bad.exit_code == 2
+    assert "METRIC=VALUE" in bad.output
+    promotion_id = list_promotions(store, "line")[0].id
+    reviewed = runner.invoke(
+        cli,
+        ["promotion", "review", str(promotion_id), "--approve", "--by", "eva", *where],
+    )
+    assert reviewed.exit_code == 0, reviewed.output
+    assert store.resolve("line", "production").version == "2"
