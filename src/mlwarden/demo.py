@@ -239,7 +239,9 @@ def run_demo(
     train = history.filter(pl.col("timestamp") < START - timedelta(days=HISTORY_DAYS - TRAIN_DAYS))
     from mlwarden.server import Settings
 
-    settings = Settings(data_dir=service, public_read=True)
+    # The service's background explanation of logged predictions is off in the demo: its
+    # simulated clock runs far ahead of real time.
+    settings = Settings(data_dir=service, public_read=True, explain=False)
     store = settings.store()
     store.migrate()
     # The plant's own steps are instrumented: each run is kept with its code version and the

@@ -151,10 +151,11 @@ def reasons_of(store: Store, model: str, version: str) -> tuple[str, ...]:
 
 
 def find_prediction(
-    store: Store, rowlog: RowLog, model: str, prediction_id: str
+    store: Store, rowlog: RowLog, model: str, prediction_id: str, at: datetime | None = None
 ) -> tuple[dict[str, Any], str, str]:
     """The logged row of ``prediction_id`` (the newest, if logged twice), its version, and the
-    name of the version's id column.
+    name of the version's id column; ``at``, the prediction's time when known, spares reading
+    every logged id.
 
     Raises:
         NotFoundError: the model is unknown or logged no row with that id.
@@ -173,7 +174,13 @@ def find_prediction(
     id_column = reference.evaluators.id if reference.evaluators is not None else "id"
     timestamp = reference.suite.timestamp or "timestamp"
     try:
-        keys = rowlog.read(model, columns=[id_column, timestamp], timestamp=timestamp)
+        keys = rowlog.read(
+            model,
+            start=at,
+            end=None if at is None else _after(at),
+            columns=[id_column, timestamp],
+            timestamp=timestamp,
+        )
     except InputError as exc:
         raise NotFoundError(
             f"Model '{model}' logs no '{id_column}' column, so its predictions cannot be found "
@@ -211,12 +218,14 @@ def give_feedback(
     plausible: bool | None = None,
     explanation_comment: str = "",
     shown: dict[str, Any] | None = None,
+    at: datetime | None = None,
     now: datetime | None = None,
 ) -> PredictionFeedback:
     """Record feedback on the logged prediction ``prediction_id`` of ``model``.
 
     ``shown`` is what the person saw; when None, the prediction, its stored attributions (by
-    sensor, strongest first) and the quality flags of its row are recorded. A ``true_value``,
+    sensor, strongest first) and the quality flags of its row are recorded. ``at`` is the
+    prediction's time when the caller knows it (a faster lookup). A ``true_value``,
     or ``correct`` on a binary classifier, is also logged as the row's label.
 
     Raises:
@@ -248,7 +257,7 @@ def give_feedback(
             "overridden) or 'plausible'.",
             parameter="decision",
         )
-    row, version, id_column = find_prediction(store, rowlog, model, prediction_id)
+    row, version, id_column = find_prediction(store, rowlog, model, prediction_id, at)
     if reason:
         reason = _one_of(reason, reasons_of(store, model, version), "reason")
     if decision == "overridden" and not reason:

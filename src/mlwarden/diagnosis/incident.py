@@ -17,6 +17,11 @@ weighing everything the service stored about the incident's windows:
 * **segments** — where the incident's rows differ from the reference (a slice search of
   current against reference rows: categories and binned ranges that grew), and where
   segment-level alerts fired;
+* **explanations** — features whose attributions shifted against the reference's (the model
+  leans on them differently: ``explanation_shift`` alerts);
+* **people** — when operators overrode predictions or found their explanations implausible
+  more than usual (``override_rate``, ``explanation_plausibility`` alerts), the sensor the
+  overridden predictions leaned on most, against its usual weight, and their reason codes;
 * **concept drift** — once labels exist, whether the realized performance departs from what
   the inputs predict (the estimator's concept-drift test on the labelled rows): then the
   relation between inputs and outcome changed, and retraining on recent labels is the remedy.
@@ -70,7 +75,7 @@ __all__ = ["Cause", "Diagnosis", "diagnose"]
 SHIFTS: Final = ("data_quality", "input_drift", "concept_drift", "unknown")
 MAX_ROWS: Final = 200_000
 _IMPORTANCE_ROWS: Final = 5_000
-_FORMAT: Final = 1  # bump when the cached shape changes
+_FORMAT: Final = 2  # bump when the cached shape changes
 
 # What a failing check says about the data, in words.
 _CHECK_WORDS: Final = {
@@ -110,7 +115,7 @@ class Cause:
 
     Attributes:
         kind: ``quality``, ``upstream``, ``drift``, ``concept_drift``, ``segment``,
-            ``multivariate`` or ``output``.
+            ``multivariate``, ``output``, ``explanation`` or ``feedback``.
         title: the cause in one line.
         score: how strongly the evidence points at it, in [0, 1] (orders causes).
         column: the column (sensor) it names, ``""`` when none.
@@ -357,6 +362,8 @@ class _Case:
         causes += self._drift()
         self._suspects = [c.column for c in causes if c.column]
         causes += self._multivariate()
+        causes += self._explanations()
+        causes += self._feedback(causes)
         concept = self._concept_drift()
         causes += concept
         segments, grown = self._segments()
@@ -673,6 +680,134 @@ class _Case:
         ]
 
     # -- concept drift -------------------------------------------------------------------------
+
+    # -- explanations and people ---------------------------------------------------------------
+
+    def _explanations(self) -> list[Cause]:
+        """Features whose attributions shifted in the incident's windows."""
+        shift = self.metrics.filter(
+            pl.col("name") == "explanation_shift",
+            pl.col("window_id").is_in(self.ids),
+            pl.col("segment") == "",
+        )
+        if shift.height == 0:
+            return []
+        per_column = (
+            shift.group_by("column")
+            .agg(
+                windows=pl.col("alert").sum(),
+                ratio=(pl.col("value") / pl.col("upper")).max(),
+                distance=pl.col("value").max(),
+            )
+            .filter(pl.col("windows") > 0)
+            .sort("ratio", descending=True)
+        )
+        n = len(self.windows)
+        causes = []
+        for column, windows, ratio, distance in per_column.iter_rows():  # per feature
+            score = 0.35 * (0.5 + 0.5 * windows / n) * min(1.0, 0.5 + 0.25 * ratio)
+            causes.append(
+                Cause(
+                    "explanation",
+                    f"the model leans on {column} differently",
+                    score,
+                    column=column,
+                    columns=(column,),
+                    evidence=(
+                        f"{column}'s attributions shifted from the reference's in {windows} of "
+                        f"{n} windows (KS distance up to {distance:.2f}, {ratio:.1f}× the bound)",
+                    ),
+                    detail={"windows": int(windows), "distance": float(distance)},
+                )
+            )
+        return causes
+
+    def _feedback(self, found: Sequence[Cause]) -> list[Cause]:
+        """People overrode predictions or doubted explanations: which sensor, which reasons."""
+        from mlwarden.feedback import list_feedback
+
+        fired = self.alerts.filter(
+            pl.col("metric").is_in(["override_rate", "explanation_plausibility"])
+        )
+        if fired.height == 0:
+            return []
+        start, end = self.windows[0][1], self.windows[-1][2]
+        given = list_feedback(self.store, self.model, version=self.version, start=start, end=end)
+        doubted = [f for f in given if f.decision == "overridden" or f.plausible is False]
+        decided = [f for f in given if f.decision]
+        if not doubted:
+            return []
+        overridden = sum(f.decision == "overridden" for f in decided)
+        reasons: dict[str, int] = defaultdict(int)
+        for f in doubted:  # one per piece of feedback, a few hundred at most
+            if f.reason:
+                reasons[f.reason] += 1
+        weights = self._leaning([f.prediction_id for f in doubted])
+        evidence = []
+        if decided:
+            evidence.append(
+                f"{overridden} of {len(decided)} predictions with a decision were overridden "
+                f"({overridden / len(decided):.0%})"
+            )
+        implausible = sum(f.plausible is False for f in given)
+        judged = sum(f.plausible is not None for f in given)
+        if judged:
+            evidence.append(f"{implausible} of {judged} explanations were found implausible")
+        if reasons:
+            common = sorted(reasons.items(), key=lambda kv: -kv[1])
+            evidence.append("reasons: " + ", ".join(f"{r} ×{n}" for r, n in common))
+        column = ""
+        if weights:
+            column, ratio = max(weights.items(), key=lambda kv: kv[1])
+            evidence.append(
+                f"the predictions people doubted lean on {column} {ratio:.1f}× as much as "
+                "predictions usually do"
+            )
+            same = [c for c in found if c.column == column and c.kind != "explanation"]
+            if same:
+                evidence.append(f"{column} is also named by: {same[0].title}")
+        title = "operators stopped following the model"
+        if column:
+            title += f"; the doubted predictions lean on {column}"
+        return [
+            Cause(
+                "feedback",
+                title,
+                0.5,
+                column=column,
+                columns=(column,) if column else (),
+                evidence=tuple(evidence),
+                detail={
+                    "overridden": overridden,
+                    "decided": len(decided),
+                    "implausible": implausible,
+                    "reasons": dict(reasons),
+                    "leaning": weights,
+                },
+            )
+        ]
+
+    def _leaning(self, ids: Sequence[str]) -> dict[str, float]:
+        """Per feature: its mean absolute attribution in the predictions ``ids`` over its usual
+        one (the version's global importance); empty without stored attributions."""
+        importance = self.reference.version.meta.get("importance") or {}
+        id_column = self.reference.evaluators.id if self.reference.evaluators else "id"
+        start, end = self.windows[0][1], self.windows[-1][2]
+        stored = self.rowlog.explanations(
+            self.model, start=start, end=end, version=self.version, timestamp=self.timestamp
+        )
+        if stored.height == 0 or id_column not in stored.columns or not importance:
+            return {}
+        picked = stored.filter(pl.col(id_column).cast(pl.String).is_in(list(ids)))
+        if picked.height == 0:
+            return {}
+        leaning = {}
+        for feature, usual in importance.items():  # per feature
+            if feature in picked.columns and usual and usual > 0:
+                mean_abs = picked[feature].cast(pl.Float64).abs().mean()
+                if isinstance(mean_abs, float):
+                    leaning[feature] = round(mean_abs / usual, 3)
+        return leaning
 
     def _concept_drift(self) -> list[Cause]:
         found = []

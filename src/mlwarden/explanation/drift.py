@@ -4,15 +4,19 @@ A window's per-prediction attributions are compared with those of the version's 
 sample (kept at registration) in three ways, each a metric with an alert bound:
 
 * ``explanation_shift`` per feature — the Kolmogorov–Smirnov distance between the feature's
-  attributions in the window and in the reference; the bound is the KS critical distance at
-  ``alpha`` shared over the features (Bonferroni) for the two sample sizes;
+  attributions in the window and in the reference;
 * ``importance_rank`` — the Spearman correlation between the reference's ranking of features by
-  mean absolute attribution and the window's; the bound is the 1 % quantile of the same
-  correlation between the whole reference and resamples of it of the window's size;
+  mean absolute attribution and the window's;
 * ``explanation_auc`` — the cross-validated ROC AUC of a logistic regression telling window
-  attributions from reference ones (an explanation-shift detector); the bound is the AUC
-  expected without shift, ``0.5 + 3.5 σ`` with σ the Mann–Whitney standard deviation for the
-  two sizes (never below 0.55).
+  attributions from reference ones (an explanation-shift detector).
+
+The rows of a plant's window are not independent draws: readings minutes apart resemble each
+other, so textbook critical values (which assume independent rows) would alarm on every window.
+The bounds are therefore calibrated on the reference itself, as the drift thresholds are: its
+attributions are computed on contiguous time blocks (``__block``), each block is compared with
+the other blocks like a window, and the largest distance seen, rescaled to the window's size by
+``sqrt(1/n + 1/m)`` and given a 20 % margin, is the bound (the smallest correlation, less 0.1,
+for the ranking). A reference without blocks gives the values without bounds.
 
 Example:
     >>> import numpy as np, polars as pl
@@ -21,11 +25,13 @@ Example:
     ...     return pl.DataFrame(
     ...         {f: rng.normal(shift * (f == "c"), s, n) for f, s in zip("abc", scales)}
     ...     )
-    >>> reference = attributions(2000, (1.0, 0.5, 0.2))
+    >>> reference = attributions(2000, (1.0, 0.5, 0.2)).with_columns(
+    ...     __block=pl.int_range(2000) // 200)
     >>> same, moved = attributions(300, (1.0, 0.5, 0.2)), attributions(300, (0.1, 0.5, 0.2), 1.5)
-    >>> [m.alert for m in explanation_drift(reference, same, ["a", "b", "c"])[0]]
+    >>> null = calibrate(reference, ["a", "b", "c"])
+    >>> [m.alert for m in explanation_drift(reference, same, ["a", "b", "c"], null)[0]]
     [False, False, False, False, False]
-    >>> [(m.name, m.column) for m in explanation_drift(reference, moved, ["a", "b", "c"])[0]
+    >>> [(m.name, m.column) for m in explanation_drift(reference, moved, ["a", "b", "c"], null)[0]
     ...  if m.alert]  # doctest: +NORMALIZE_WHITESPACE
     [('explanation_shift', 'a'), ('explanation_shift', 'c'), ('importance_rank', ''),
      ('explanation_auc', '')]
@@ -34,6 +40,7 @@ Example:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -46,29 +53,74 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
-__all__ = ["MIN_ROWS", "explanation_drift"]
+__all__ = ["MIN_ROWS", "Calibration", "calibrate", "explanation_drift"]
 
 SHIFT: Final = "explanation_shift"
 RANK: Final = "importance_rank"
 AUC: Final = "explanation_auc"
 # Fewer explained predictions in a window than this give no explanation-drift metrics.
 MIN_ROWS: Final = 20
-_RESAMPLES: Final = 100
 _FOLDS: Final = 3
 _MAX_ROWS: Final = 5_000
+BLOCK: Final = "__block"
+_MARGIN: Final = 1.2
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What the reference's own time blocks show without a shift: per feature the largest KS
+    distance and the largest AUC edge, each divided by ``sqrt(1/n + 1/m)``, and the smallest
+    rank correlation."""
+
+    ks: dict[str, float]
+    auc: float | None
+    rank: float | None
+
+
+def calibrate(reference: pl.DataFrame, features: Sequence[str]) -> Calibration | None:
+    """Calibrate the bounds on the reference's time blocks (None without blocks)."""
+    features = [f for f in features if f in reference.columns]
+    if BLOCK not in reference.columns or not features:
+        return None
+    blocks = reference[BLOCK].to_numpy()
+    data = _matrix(reference, features)
+    full_importance = np.abs(data).mean(axis=0)
+    ks = np.zeros(len(features))
+    auc_edge: list[float] = []
+    ranks: list[float] = []
+    for block in np.unique(blocks):  # one per block, ten or so
+        inside = blocks == block
+        a, b = data[~inside], data[inside]
+        if b.shape[0] < MIN_ROWS or a.shape[0] < MIN_ROWS:
+            continue
+        scale = math.sqrt(1 / a.shape[0] + 1 / b.shape[0])
+        ks = np.maximum(ks, _ks(a, b) / scale)
+        auc = _shift_auc(a, b, 0)
+        if auc is not None:
+            auc_edge.append((auc - 0.5) / scale)
+        if len(features) >= 3:
+            ranks.append(_spearman(full_importance, np.abs(b).mean(axis=0)))
+    if not auc_edge:
+        return None
+    return Calibration(
+        ks=dict(zip(features, ks.tolist(), strict=True)),
+        auc=max(auc_edge),
+        rank=min(ranks) if ranks else None,
+    )
 
 
 def explanation_drift(
     reference: pl.DataFrame,
     current: pl.DataFrame,
     features: Sequence[str],
+    calibration: Calibration | None = None,
     *,
-    alpha: float = 0.01,
     seed: int = 0,
 ) -> tuple[list[MetricValue], dict[str, Any]]:
     """The explanation-drift metrics of ``current`` attributions against ``reference`` ones
-    (one column per feature in both), and the details: per feature its mean absolute
-    attribution in both and its KS distance, largest shift first."""
+    (one column per feature in both), bounded by ``calibration`` (:func:`calibrate`; none:
+    values only), and the details: per feature its mean absolute attribution in both and its
+    KS distance, largest shift first."""
     features = [f for f in features if f in reference.columns and f in current.columns]
     if current.height < MIN_ROWS or reference.height < MIN_ROWS or not features:
         return [], {}
@@ -77,24 +129,26 @@ def explanation_drift(
     n, m = ref.shape[0], cur.shape[0]
     metrics: list[MetricValue] = []
     distances = _ks(ref, cur)
-    critical = math.sqrt(-math.log(alpha / (2 * len(features))) / 2) * math.sqrt((n + m) / (n * m))
+    scale = math.sqrt(1 / n + 1 / m)
     for feature, distance in zip(features, distances, strict=True):  # per feature, not per row
-        metrics.append(MetricValue(SHIFT, float(distance), upper=critical, column=feature))
+        upper = None
+        if calibration is not None and feature in calibration.ks:
+            upper = min(1.0, _MARGIN * calibration.ks[feature] * scale)
+        metrics.append(MetricValue(SHIFT, float(distance), upper=upper, column=feature))
     ref_importance = np.abs(ref).mean(axis=0)
     cur_importance = np.abs(cur).mean(axis=0)
     if len(features) >= 3:
-        rng = np.random.default_rng(seed)
         rho = _spearman(ref_importance, cur_importance)
-        null = [
-            _spearman(ref_importance, np.abs(ref[rng.integers(0, n, m)]).mean(axis=0))
-            for _ in range(_RESAMPLES)
-        ]
-        lower = float(np.quantile(null, 0.01)) if np.isfinite(null).all() else None
+        lower = None
+        if calibration is not None and calibration.rank is not None:
+            lower = calibration.rank - 0.1
         metrics.append(MetricValue(RANK, rho, lower=lower))
     auc = _shift_auc(ref, cur, seed)
     if auc is not None:
-        sigma = math.sqrt((n + m + 1) / (12 * n * m))
-        metrics.append(MetricValue(AUC, auc, upper=max(0.55, 0.5 + 3.5 * sigma)))
+        upper = None
+        if calibration is not None and calibration.auc is not None:
+            upper = max(0.55, 0.5 + _MARGIN * calibration.auc * scale)
+        metrics.append(MetricValue(AUC, auc, upper=upper))
     order = np.argsort(-distances)
     details = {
         "rows": m,

@@ -56,6 +56,7 @@ REFERENCE_ATTRIBUTIONS = "reference_attributions"
 # The fitted model itself (pickled), so the service can explain logged predictions.
 ESTIMATOR = "estimator"
 EXPLAIN_ROWS = 2_000
+EXPLAIN_BLOCKS = 10
 # Rows of the reference kept with a version (a seeded sample when it has more): what the
 # diagnosis compares an incident's rows with, and what a retraining is handed to reweight.
 MAX_REFERENCE_ROWS = 200_000
@@ -178,7 +179,7 @@ class Registry:
             meta["feedback_reasons"] = [str(r) for r in feedback_reasons]
         if estimator is not None:
             inputs = features or [c.name for c in schema if c.role is Role.FEATURE]
-            summary, attributions = _explained(estimator, frame, inputs, groups)
+            summary, attributions = _explained(estimator, frame, inputs, groups, timestamp)
             artifacts[EXPLANATION] = json.dumps(summary).encode("utf-8")
             artifacts[REFERENCE_ATTRIBUTIONS] = _parquet(attributions)
             meta["importance"] = {f["feature"]: f["mean_abs"] for f in summary["features"]}
@@ -306,11 +307,29 @@ def _explained(
     frame: pl.DataFrame,
     features: Sequence[str],
     groups: Mapping[str, Sequence[str]] | None,
+    timestamp: str | None = None,
 ) -> tuple[dict[str, Any], pl.DataFrame]:
-    """The global explanation, and the per-row attributions it summarizes."""
+    """The global explanation, and the per-row attributions it summarizes. With a
+    ``timestamp``, the rows are ``EXPLAIN_BLOCKS`` contiguous blocks of time spread over the
+    reference (numbered in ``__block``), on which explanation drift calibrates its bounds;
+    else a seeded random sample."""
+    import polars as pl
+
     from mlwarden.explanation import explain
 
-    rows = frame.sample(EXPLAIN_ROWS, seed=0) if frame.height > EXPLAIN_ROWS else frame
+    blocks = None
+    if timestamp is not None and timestamp in frame.columns and frame.height > EXPLAIN_ROWS:
+        size = EXPLAIN_ROWS // EXPLAIN_BLOCKS
+        ordered = frame.sort(timestamp)
+        starts = [
+            round(i * (ordered.height - size) / (EXPLAIN_BLOCKS - 1)) for i in range(EXPLAIN_BLOCKS)
+        ]
+        rows = pl.concat([ordered.slice(start, size) for start in starts])
+        blocks = pl.Series("__block", [b for b in range(EXPLAIN_BLOCKS) for _ in range(size)])
+    elif frame.height > EXPLAIN_ROWS:
+        rows = frame.sample(EXPLAIN_ROWS, seed=0)
+    else:
+        rows = frame
     explanation = explain(estimator, rows, feature_names=list(features))
 
     def table(e: Any) -> list[dict[str, Any]]:
@@ -326,7 +345,10 @@ def _explained(
         "features": table(explanation),
         "groups": table(explanation.by_group(groups)) if groups else [],
     }
-    return summary, explanation.to_df()
+    attributions = explanation.to_df()
+    if blocks is not None:
+        attributions = attributions.with_columns(blocks)
+    return summary, attributions
 
 
 def _parquet(frame: pl.DataFrame) -> bytes:

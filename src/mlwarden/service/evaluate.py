@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from mlwarden.drift import Reference
+    from mlwarden.explanation.drift import Calibration
     from mlwarden.performance.estimation import PerformanceEstimator
     from mlwarden.react.dispatch import Dispatcher
     from mlwarden.registry import VersionReference
@@ -468,27 +469,38 @@ def _signals(
     )
     if current.height == 0:
         return metrics
-    baseline = _reference_attributions(store, record.model, record.version)
-    if baseline is None:
+    loaded = _reference_attributions(store, record.model, record.version, features)
+    if loaded is None:
         return metrics
+    # Values without alert bounds for now: the bounds calibrated on the reference's time
+    # blocks (explanation.drift.calibrate) still alarm on windows much shorter than a block,
+    # whose readings cover a narrow stretch of the process.
+    baseline, _ = loaded
     found, details = explanation_drift(baseline, current, features)
     if details:
         store.save_details(window.id, "explanation", details)
     return metrics + found
 
 
-_attributions: OrderedDict[tuple[str, str, str], pl.DataFrame | None] = OrderedDict()
+_attributions: OrderedDict[tuple[str, str, str], tuple[pl.DataFrame, Calibration | None] | None] = (
+    OrderedDict()
+)
 
 
-def _reference_attributions(store: Store, model: str, version: str) -> pl.DataFrame | None:
-    """The reference attributions of a version, loaded once per process (they never change)."""
+def _reference_attributions(
+    store: Store, model: str, version: str, features: list[str]
+) -> tuple[pl.DataFrame, Calibration | None] | None:
+    """The reference attributions of a version and the calibration of explanation-drift
+    bounds on them, computed once per process (they never change)."""
+    from mlwarden.explanation.drift import calibrate
     from mlwarden.registry import Registry
 
     key = (store.url, model, version)
     with _references_lock:
         if key in _attributions:
             return _attributions[key]
-    found = Registry(store).reference_attributions(model, version)
+    frame = Registry(store).reference_attributions(model, version)
+    found = None if frame is None else (frame, calibrate(frame, features))
     with _references_lock:
         _attributions[key] = found
         while len(_attributions) > _CACHE_SIZE:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -62,7 +63,6 @@ def explain_batch(
 ) -> int:
     """Explain the rows of one logged batch (whose event times lie in ``[start, end]``) with the
     version's kept estimator; return the rows explained (0: nothing to do, or done before)."""
-    from mlwarden.registry import Registry
     from mlwarden.service.evaluate import load_reference
     from mlwarden.store.rowlog import BATCH_ID
 
@@ -72,7 +72,7 @@ def explain_batch(
     features = list(settings.get("features") or [])
     if sample <= 0 or not features:
         return 0
-    estimator = Registry(store).estimator(model, version)
+    estimator = kept_estimator(store, model, version)
     if estimator is None:
         return 0
     reference = load_reference(store, model, version)
@@ -96,9 +96,65 @@ def explain_batch(
         return 0
     from mlwarden.explanation import explain
 
-    explanation = explain(estimator, rows.select(features), feature_names=features)
+    inputs = model_inputs(store, model, version, rows, features)
+    explanation = explain(estimator, inputs, feature_names=features)
     frame = pl.concat([rows.select(id_column, timestamp), explanation.to_df()], how="horizontal")
     return rowlog.append_explanations(model, version, frame, batch_id=batch_id, timestamp=timestamp)
+
+
+_estimators: OrderedDict[tuple[str, int, datetime], object] = OrderedDict()
+_estimators_lock = threading.Lock()
+_CACHE_SIZE: Final = 8
+
+
+def kept_estimator(store: Store, model: str, version: str) -> object | None:
+    """The estimator kept with a version, unpickled once per process (it never changes), so
+    that explainers that prepare a model once (the tree path) do it once."""
+    from mlwarden.registry import Registry
+
+    record = store.get_version(model, version)
+    key = (store.url, record.id, record.created_at)
+    with _estimators_lock:
+        if key in _estimators:
+            _estimators.move_to_end(key)
+            return _estimators[key]
+    estimator = Registry(store).estimator(model, version)
+    with _estimators_lock:
+        _estimators[key] = estimator
+        while len(_estimators) > _CACHE_SIZE:
+            _estimators.popitem(last=False)
+    return estimator
+
+
+_schemas: OrderedDict[tuple[str, int, datetime], dict[str, pl.DataType]] = OrderedDict()
+
+
+def model_inputs(
+    store: Store, model: str, version: str, rows: pl.DataFrame, features: list[str]
+) -> pl.DataFrame:
+    """The ``features`` of logged ``rows`` in the types the model was trained on: categories
+    logged as text become the reference's categories again (its Enum, with its codes)."""
+    from mlwarden.registry import Registry
+
+    record = store.get_version(model, version)
+    key = (store.url, record.id, record.created_at)
+    with _estimators_lock:
+        schema = _schemas.get(key)
+    if schema is None:
+        reference = Registry(store).reference_rows(model, version)
+        schema = {} if reference is None else dict(reference.schema)
+        with _estimators_lock:
+            _schemas[key] = schema
+            while len(_schemas) > _CACHE_SIZE:
+                _schemas.popitem(last=False)
+    casts = [
+        pl.col(f).cast(pl.String).cast(schema[f], strict=False)
+        if isinstance(schema.get(f), pl.Enum | pl.Categorical) and rows.schema[f] != schema[f]
+        else pl.col(f)
+        for f in features
+        if f in rows.columns
+    ]
+    return rows.select(casts)
 
 
 def store_attributions(
@@ -204,7 +260,6 @@ def row_attributions(
     """The attributions of one logged prediction: stored ones, else computed now with the
     version's kept estimator (``computed: true``); ``{}`` when neither exists. Features are
     also summed per sensor (the version's groups), strongest first."""
-    from mlwarden.registry import Registry
 
     at = row[timestamp]
     stored = rowlog.explanations(
@@ -223,11 +278,11 @@ def row_attributions(
             values = {f: float(found[f]) for f in features if found.get(f) is not None}
             base = found.get(BASE_VALUE)
     if not values and features:
-        estimator = Registry(store).estimator(model, version)
+        estimator = kept_estimator(store, model, version)
         if estimator is not None:
             from mlwarden.explanation import explain
 
-            data = pl.DataFrame({f: [row.get(f)] for f in features})
+            data = model_inputs(store, model, version, pl.DataFrame([row]), features)
             explanation = explain(estimator, data, feature_names=features)
             values = dict(zip(features, explanation.values[0].tolist(), strict=True))
             base = float(explanation.base_value[0])
