@@ -743,6 +743,14 @@ def token_revoke(token_id: int, data_dir: Path | None, database_url: str | None)
 @click.option("--segment", help="Column whose values get metrics of their own (e.g. line).")
 @click.option("--window", default="1h", show_default=True, help="Window of the evaluation.")
 @click.option("--alias", help="Point this alias (e.g. production) at the new version.")
+@click.option(
+    "--from-mlflow",
+    "mlflow_model",
+    metavar="NAME[@ALIAS|/VERSION]",
+    help="Take the model from an MLflow registry (default: its newest version): explained and "
+    "linked in the version's meta. MLflow aliases are recorded, not followed (see --alias).",
+)
+@click.option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI).")
 @DATA_DIR_OPTION
 @DATABASE_OPTION
 @friendly_errors
@@ -757,6 +765,8 @@ def register_command(
     segment: str | None,
     window: str,
     alias: str | None,
+    mlflow_model: str | None,
+    tracking_uri: str | None,
     data_dir: Path | None,
     database_url: str | None,
 ) -> None:
@@ -765,19 +775,42 @@ def register_command(
     column), multivariate drift and per-segment references."""
     from mlwarden.registry import Registry
 
+    if tracking_uri and not mlflow_model:
+        raise click.UsageError("--tracking-uri goes with --from-mlflow.")
     registry = Registry(build_settings(data_dir, database_url).store())
-    record = registry.register(
-        model,
-        version,
-        reference,
-        timestamp=timestamp,
-        entity=_columns(entities),
-        id=id_column,
-        roles=_pairs(roles, "--role"),
-        segment=segment,
-        window=window,
-    )
-    click.echo(f"Registered {model} {version}: {', '.join(record.artifacts)}")
+    options: dict[str, Any] = {
+        "timestamp": timestamp,
+        "entity": _columns(entities),
+        "id": id_column,
+        "roles": _pairs(roles, "--role"),
+        "segment": segment,
+        "window": window,
+    }
+    if mlflow_model:
+        import os
+
+        from mlwarden.registry.mlflow import parse_model_spec, register_from_mlflow
+
+        # MLflow draws a progress bar per download: noise in a command's output.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        name, mlflow_version, mlflow_alias = parse_model_spec(mlflow_model)
+        record = register_from_mlflow(
+            registry.store,
+            name,
+            version=mlflow_version,
+            alias=mlflow_alias,
+            reference=reference,
+            model=model,
+            as_version=version,
+            tracking_uri=tracking_uri,
+            **options,
+        )
+        link = record.meta["mlflow"]
+        source = f" from MLflow {link['uri']} ({link['flavor']})"
+    else:
+        record = registry.register(model, version, reference, **options)
+        source = ""
+    click.echo(f"Registered {model} {version}{source}: {', '.join(record.artifacts)}")
     for note in record.meta.get("evaluators", {}).get("notes", []):
         click.echo(f"  note: {note}")
     if alias:
