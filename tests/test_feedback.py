@@ -193,6 +193,15 @@ def test_overrides_raise_an_alert_and_re_evaluate_the_window(world: dict[str, An
     # explanation drift is measured on the window's stored attributions
     assert any(m.name == "explanation_auc" for m in metrics)
     assert evaluate(store, log, "line", "production", window="1h", now=now) == []
+    # without a shift in the data, the calibrated explanation-drift bounds stay quiet
+    quiet = [
+        m
+        for w in store.windows("line")
+        for m in store.window_metrics(w.id)
+        if m.name in ("explanation_shift", "explanation_auc", "importance_rank")
+    ]
+    assert all(m.upper is not None or m.lower is not None for m in quiet)
+    assert [m for m in quiet if m.alert] == []
     # the diagnosis names the sensor the overridden predictions leaned on
     diagnosis = diagnose(store, log, outcomes[0].incident)
     people = next(c for c in diagnosis.causes if c.kind == "feedback")
@@ -200,16 +209,29 @@ def test_overrides_raise_an_alert_and_re_evaluate_the_window(world: dict[str, An
     assert any("overridden" in e for e in people.evidence)
 
 
-def test_explanation_drift_is_a_metric_series_per_feature(world: dict[str, Any]) -> None:
-    store, log, rows = world["store"], world["log"], world["rows"]
-    now = rows["timestamp"].max() + timedelta(hours=2)
+def test_explanation_drift_names_the_feature_the_model_now_leans_on(
+    world: dict[str, Any],
+) -> None:
+    store, log, rows, model = world["store"], world["log"], world["rows"], world["model"]
+    later = rows["timestamp"].max() + timedelta(minutes=5)
+    fahrenheit = _line(400, seed=3, start=later).with_columns(
+        pl.col("temperature_c") * 1.8 + 32  # a firmware update reports °F
+    )
+    fahrenheit = _scored(
+        model, fahrenheit.with_row_index("id").with_columns(pl.format("q{}", "id"))
+    )
+    log.append("line", "1", fahrenheit.drop("defect"), batch_id="b2")
+    assert explain_missing(store, log, "line", "1") == fahrenheit.height
+    now = fahrenheit["timestamp"].max() + timedelta(hours=2)
     outcomes = evaluate(store, log, "line", "production", window="1h", now=now)
     metrics = store.window_metrics(outcomes[-1].window.id)
-    shifted = {m.column for m in metrics if m.name == "explanation_shift"}
-    assert shifted == set(FEATURES)
-    assert any(m.name == "importance_rank" for m in metrics)
+    shifted = {m.column for m in metrics if m.name == "explanation_shift" and m.alert}
+    assert "temperature_c" in shifted
+    assert any(m.name == "explanation_auc" and m.alert for m in metrics)
     details = store.details(outcomes[-1].window.id)["explanation"][0]
     assert {f["feature"] for f in details["features"]} == set(FEATURES)
+    diagnosis = diagnose(store, log, outcomes[-1].incident)
+    assert any(c.kind == "explanation" and c.column == "temperature_c" for c in diagnosis.causes)
 
 
 def test_export_writes_the_rows_people_labelled(world: dict[str, Any]) -> None:

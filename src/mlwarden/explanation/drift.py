@@ -13,10 +13,11 @@ sample (kept at registration) in three ways, each a metric with an alert bound:
 The rows of a plant's window are not independent draws: readings minutes apart resemble each
 other, so textbook critical values (which assume independent rows) would alarm on every window.
 The bounds are therefore calibrated on the reference itself, as the drift thresholds are: its
-attributions are computed on contiguous time blocks (``__block``), each block is compared with
-the other blocks like a window, and the largest distance seen, rescaled to the window's size by
-``sqrt(1/n + 1/m)`` and given a 20 % margin, is the bound (the smallest correlation, less 0.1,
-for the ranking). A reference without blocks gives the values without bounds.
+attributions are computed on whole windows of the reference (``__block``, see
+``Registry.register``), each window is compared with the others as a production window would
+be, and the bound is the mean of what they show plus ``SIGMAS`` standard deviations (minus,
+for the rank correlation), rescaled to each window's size by ``sqrt(1/n + 1/m)``. A reference
+without blocks gives the values without bounds.
 
 Example:
     >>> import numpy as np, polars as pl
@@ -26,7 +27,7 @@ Example:
     ...         {f: rng.normal(shift * (f == "c"), s, n) for f, s in zip("abc", scales)}
     ...     )
     >>> reference = attributions(2000, (1.0, 0.5, 0.2)).with_columns(
-    ...     __block=pl.int_range(2000) // 200)
+    ...     __block=pl.int_range(2000) // 100)
     >>> same, moved = attributions(300, (1.0, 0.5, 0.2)), attributions(300, (0.1, 0.5, 0.2), 1.5)
     >>> null = calibrate(reference, ["a", "b", "c"])
     >>> [m.alert for m in explanation_drift(reference, same, ["a", "b", "c"], null)[0]]
@@ -63,14 +64,17 @@ MIN_ROWS: Final = 20
 _FOLDS: Final = 3
 _MAX_ROWS: Final = 5_000
 BLOCK: Final = "__block"
-_MARGIN: Final = 1.2
+# Standard deviations of the reference windows' statistics between their mean and a bound, and
+# the fewest reference windows that calibrate.
+SIGMAS: Final = 4.0
+MIN_BLOCKS: Final = 6
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """What the reference's own time blocks show without a shift: per feature the largest KS
-    distance and the largest AUC edge, each divided by ``sqrt(1/n + 1/m)``, and the smallest
-    rank correlation."""
+    """What the reference's own windows show without a shift, each statistic divided by
+    ``sqrt(1/n + 1/m)``: per feature the bound on the KS distance, the bound on the AUC's
+    edge over 0.5, and the lower bound of the rank correlation (unscaled)."""
 
     ks: dict[str, float]
     auc: float | None
@@ -78,34 +82,36 @@ class Calibration:
 
 
 def calibrate(reference: pl.DataFrame, features: Sequence[str]) -> Calibration | None:
-    """Calibrate the bounds on the reference's time blocks (None without blocks)."""
+    """Calibrate the bounds on the reference's windows (None without enough of them)."""
     features = [f for f in features if f in reference.columns]
     if BLOCK not in reference.columns or not features:
         return None
     blocks = reference[BLOCK].to_numpy()
-    data = _matrix(reference, features)
+    data = _matrix(reference, features, cap=False)
     full_importance = np.abs(data).mean(axis=0)
-    ks = np.zeros(len(features))
-    auc_edge: list[float] = []
+    ks: list[NDArray[np.float64]] = []
+    edges: list[float] = []
     ranks: list[float] = []
-    for block in np.unique(blocks):  # one per block, ten or so
+    for block in np.unique(blocks):  # one per reference window, twenty or so
         inside = blocks == block
         a, b = data[~inside], data[inside]
         if b.shape[0] < MIN_ROWS or a.shape[0] < MIN_ROWS:
             continue
         scale = math.sqrt(1 / a.shape[0] + 1 / b.shape[0])
-        ks = np.maximum(ks, _ks(a, b) / scale)
+        ks.append(_ks(a, b) / scale)
         auc = _shift_auc(a, b, 0)
         if auc is not None:
-            auc_edge.append((auc - 0.5) / scale)
+            edges.append((auc - 0.5) / scale)
         if len(features) >= 3:
             ranks.append(_spearman(full_importance, np.abs(b).mean(axis=0)))
-    if not auc_edge:
+    if len(ks) < MIN_BLOCKS:
         return None
+    null = np.vstack(ks)
+    bound = null.mean(axis=0) + SIGMAS * null.std(axis=0, ddof=1)
     return Calibration(
-        ks=dict(zip(features, ks.tolist(), strict=True)),
-        auc=max(auc_edge),
-        rank=min(ranks) if ranks else None,
+        ks=dict(zip(features, bound.tolist(), strict=True)),
+        auc=float(np.mean(edges) + SIGMAS * np.std(edges, ddof=1)) if len(edges) > 2 else None,
+        rank=float(np.mean(ranks) - SIGMAS * np.std(ranks, ddof=1)) if len(ranks) > 2 else None,
     )
 
 
@@ -133,7 +139,7 @@ def explanation_drift(
     for feature, distance in zip(features, distances, strict=True):  # per feature, not per row
         upper = None
         if calibration is not None and feature in calibration.ks:
-            upper = min(1.0, _MARGIN * calibration.ks[feature] * scale)
+            upper = min(1.0, calibration.ks[feature] * scale)
         metrics.append(MetricValue(SHIFT, float(distance), upper=upper, column=feature))
     ref_importance = np.abs(ref).mean(axis=0)
     cur_importance = np.abs(cur).mean(axis=0)
@@ -141,13 +147,13 @@ def explanation_drift(
         rho = _spearman(ref_importance, cur_importance)
         lower = None
         if calibration is not None and calibration.rank is not None:
-            lower = calibration.rank - 0.1
+            lower = calibration.rank
         metrics.append(MetricValue(RANK, rho, lower=lower))
     auc = _shift_auc(ref, cur, seed)
     if auc is not None:
         upper = None
         if calibration is not None and calibration.auc is not None:
-            upper = max(0.55, 0.5 + _MARGIN * calibration.auc * scale)
+            upper = max(0.55, 0.5 + calibration.auc * scale)
         metrics.append(MetricValue(AUC, auc, upper=upper))
     order = np.argsort(-distances)
     details = {
@@ -166,9 +172,11 @@ def explanation_drift(
     return metrics, details
 
 
-def _matrix(frame: pl.DataFrame, features: Sequence[str]) -> NDArray[np.float64]:
+def _matrix(
+    frame: pl.DataFrame, features: Sequence[str], *, cap: bool = True
+) -> NDArray[np.float64]:
     data = frame.select(pl.col(f).cast(pl.Float64).fill_null(0.0) for f in features).to_numpy()
-    if data.shape[0] > _MAX_ROWS:
+    if cap and data.shape[0] > _MAX_ROWS:
         rows = np.random.default_rng(0).choice(data.shape[0], _MAX_ROWS, replace=False)
         data = data[np.sort(rows)]
     return np.ascontiguousarray(data, dtype=np.float64)

@@ -56,7 +56,9 @@ REFERENCE_ATTRIBUTIONS = "reference_attributions"
 # The fitted model itself (pickled), so the service can explain logged predictions.
 ESTIMATOR = "estimator"
 EXPLAIN_ROWS = 2_000
-EXPLAIN_BLOCKS = 10
+# Windows of the reference the explained rows come from, and the fewest that calibrate.
+EXPLAIN_BLOCKS = 20
+MIN_EXPLAIN_BLOCKS = 8
 # Rows of the reference kept with a version (a seeded sample when it has more): what the
 # diagnosis compares an incident's rows with, and what a retraining is handed to reweight.
 MAX_REFERENCE_ROWS = 200_000
@@ -179,7 +181,7 @@ class Registry:
             meta["feedback_reasons"] = [str(r) for r in feedback_reasons]
         if estimator is not None:
             inputs = features or [c.name for c in schema if c.role is Role.FEATURE]
-            summary, attributions = _explained(estimator, frame, inputs, groups, timestamp)
+            summary, attributions = _explained(estimator, frame, inputs, groups, timestamp, window)
             artifacts[EXPLANATION] = json.dumps(summary).encode("utf-8")
             artifacts[REFERENCE_ATTRIBUTIONS] = _parquet(attributions)
             meta["importance"] = {f["feature"]: f["mean_abs"] for f in summary["features"]}
@@ -308,28 +310,41 @@ def _explained(
     features: Sequence[str],
     groups: Mapping[str, Sequence[str]] | None,
     timestamp: str | None = None,
+    window: str | None = None,
 ) -> tuple[dict[str, Any], pl.DataFrame]:
-    """The global explanation, and the per-row attributions it summarizes. With a
-    ``timestamp``, the rows are ``EXPLAIN_BLOCKS`` contiguous blocks of time spread over the
-    reference (numbered in ``__block``), on which explanation drift calibrates its bounds;
-    else a seeded random sample."""
+    """The global explanation, and the per-row attributions it summarizes.
+
+    With a ``timestamp`` and the evaluation ``window``, the rows are taken from up to
+    ``EXPLAIN_BLOCKS`` windows of the reference spread over its time (an evenly spaced subset
+    of each, numbered in ``__block``): explanation drift compares every block with the rest to
+    learn how much one window's attributions differ from the reference's without a shift.
+    Otherwise they are a seeded random sample."""
     import polars as pl
 
     from mlwarden.explanation import explain
 
-    blocks = None
-    if timestamp is not None and timestamp in frame.columns and frame.height > EXPLAIN_ROWS:
-        size = EXPLAIN_ROWS // EXPLAIN_BLOCKS
-        ordered = frame.sort(timestamp)
-        starts = [
-            round(i * (ordered.height - size) / (EXPLAIN_BLOCKS - 1)) for i in range(EXPLAIN_BLOCKS)
-        ]
-        rows = pl.concat([ordered.slice(start, size) for start in starts])
-        blocks = pl.Series("__block", [b for b in range(EXPLAIN_BLOCKS) for _ in range(size)])
-    elif frame.height > EXPLAIN_ROWS:
+    rows, blocks = frame, None
+    if timestamp is not None and window is not None and timestamp in frame.columns:
+        keyed = frame.sort(timestamp).with_columns(
+            pl.col(timestamp).dt.truncate(window).rank("dense").cast(pl.Int64).alias("__block")
+        )
+        n_blocks = int(keyed["__block"].max() or 0)
+        if n_blocks >= MIN_EXPLAIN_BLOCKS:
+            picked = sorted(
+                {
+                    round(i * (n_blocks - 1) / (EXPLAIN_BLOCKS - 1)) + 1
+                    for i in range(EXPLAIN_BLOCKS)
+                }
+            )
+            per_block = max(1, EXPLAIN_ROWS // len(picked))
+            chosen = keyed.filter(pl.col("__block").is_in(picked))
+            # an evenly spaced subset of each window: one vectorized filter on the row's place
+            place = pl.int_range(pl.len()).over("__block")
+            step = (pl.len().over("__block") // per_block).clip(lower_bound=1)
+            chosen = chosen.filter(place % step == 0, place // step < per_block)
+            rows, blocks = chosen.drop("__block"), chosen["__block"]
+    if blocks is None and frame.height > EXPLAIN_ROWS:
         rows = frame.sample(EXPLAIN_ROWS, seed=0)
-    else:
-        rows = frame
     explanation = explain(estimator, rows, feature_names=list(features))
 
     def table(e: Any) -> list[dict[str, Any]]:

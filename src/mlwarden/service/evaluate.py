@@ -472,11 +472,8 @@ def _signals(
     loaded = _reference_attributions(store, record.model, record.version, features)
     if loaded is None:
         return metrics
-    # Values without alert bounds for now: the bounds calibrated on the reference's time
-    # blocks (explanation.drift.calibrate) still alarm on windows much shorter than a block,
-    # whose readings cover a narrow stretch of the process.
-    baseline, _ = loaded
-    found, details = explanation_drift(baseline, current, features)
+    baseline, calibration = loaded
+    found, details = explanation_drift(baseline, current, features, calibration)
     if details:
         store.save_details(window.id, "explanation", details)
     return metrics + found
