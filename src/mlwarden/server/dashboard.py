@@ -603,7 +603,10 @@ def model_page(
     version: str | None = None,
     page: int = 1,
 ) -> Response:
-    """A model's timeline of key metrics with their alert bounds, its windows and incidents."""
+    """A model's timeline of key metrics with their alert bounds, feedback and explanation
+    trends, its versions, windows and incidents."""
+    from mlwarden.server.pages_feedback import trend_plots
+
     store = _store(request)
     try:
         record = store.get_model(model)
@@ -629,6 +632,8 @@ def model_page(
     listed = windows.slice((page - 1) * WINDOWS_PER_PAGE, WINDOWS_PER_PAGE)
     recent, n_incidents = queries.incidents(store, model, limit=INCIDENTS_ON_MODEL_PAGE)
     span_text = "all windows" if span is None else f"the last {span:g} days of windows"
+    plots = _timeline_plots(timeline)
+    trends = trend_plots(store, model, timeline.windows)
     return _render(
         request,
         "model.html.j2",
@@ -641,7 +646,9 @@ def model_page(
         shown=shown,
         days=days or str(DEFAULT_DAYS),
         span_text=span_text,
-        plots=_timeline_plots(timeline),
+        plots=[*plots, *trends],
+        timeline_plots=plots,
+        trends=trends,
         n_windows=windows.height,
         windows=listed.to_dicts(),
         page=page,
@@ -942,9 +949,9 @@ def incident_page(request: Request, model: str, incident_id: str, _: Viewer) -> 
 
 def _include_pages() -> None:
     # Imported here, once every helper above exists: the page modules render with them.
-    from mlwarden.server import pages_actions, pages_lineage
+    from mlwarden.server import pages_actions, pages_feedback, pages_lineage, pages_versions
 
-    for module in (pages_lineage, pages_actions):
+    for module in (pages_lineage, pages_actions, pages_feedback, pages_versions):
         router.include_router(module.router)
 
 
