@@ -43,6 +43,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -50,7 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from mlwarden.exceptions import InputError, NotFoundError, ParameterError
 from mlwarden.store.metadata import MetricValue, as_utc
@@ -72,6 +73,7 @@ __all__ = [
     "feedback_metrics",
     "give_feedback",
     "list_feedback",
+    "record_feedback",
 ]
 
 ROLES: Final = ("operator", "domain_expert", "ml_engineer")
@@ -318,6 +320,139 @@ def give_feedback(
                 id=id_column,
             )
         return _record(entry, model)
+
+
+def record_feedback(
+    store: Store,
+    rowlog: RowLog,
+    model: str,
+    feedback: object,
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Record many pieces of feedback at once (a shift's log from the plant's own system):
+    ``feedback`` is a frame with ``prediction_id``, ``role`` and at least one of ``decision``
+    and ``plausible`` per row, optionally ``by``, ``reason``, ``comment``,
+    ``explanation_comment``, ``shown`` (JSON text) and ``at`` (the prediction's time, which
+    narrows the lookup). Everything is checked before anything is written; all rows are
+    written in one transaction. True values go through the labels instead.
+
+    Raises:
+        ParameterError: a column this function does not take; a role, decision or reason
+            outside its list (the first offending value named); a row that says nothing.
+        NotFoundError: a prediction id the model did not log.
+    """
+    from mlwarden.frames import to_polars
+    from mlwarden.service.evaluate import load_reference
+    from mlwarden.service.evaluators import segment_name
+    from mlwarden.store.rowlog import MODEL_VERSION
+
+    frame = to_polars(feedback)
+    allowed = {
+        "prediction_id": pl.String,
+        "role": pl.String,
+        "by": pl.String,
+        "decision": pl.String,
+        "reason": pl.String,
+        "comment": pl.String,
+        "plausible": pl.Boolean,
+        "explanation_comment": pl.String,
+        "shown": pl.String,
+        "at": None,
+    }
+    for column in frame.columns:
+        if column not in allowed:
+            raise ParameterError(
+                f"Feedback has no field '{column}'; expected {', '.join(allowed)}.",
+                parameter=column,
+            )
+    for column in ("prediction_id", "role"):
+        if column not in frame.columns:
+            raise ParameterError(f"Feedback needs a '{column}' column.", parameter=column)
+    if frame.height == 0:
+        return 0
+    frame = frame.with_columns(
+        [
+            pl.lit(None, dtype).alias(c)
+            for c, dtype in allowed.items()
+            if c not in frame.columns and dtype is not None
+        ]
+    ).with_columns(
+        [pl.col(c).cast(t) for c, t in allowed.items() if t is not None],
+    )
+    frame = frame.with_columns(
+        pl.col("by", "reason", "comment", "explanation_comment").fill_null(""),
+        pl.col("decision").fill_null(""),
+    )
+    _all_of(frame, "role", ROLES)
+    _all_of(frame.filter(pl.col("decision") != ""), "decision", DECISIONS)
+    silent = frame.filter((pl.col("decision") == "") & pl.col("plausible").is_null())
+    if silent.height:
+        raise ParameterError(
+            f"Feedback on {silent['prediction_id'][0]!r} says nothing: give a 'decision' "
+            "(accepted or overridden) or 'plausible'.",
+            parameter="decision",
+        )
+    unexplained = frame.filter((pl.col("decision") == "overridden") & (pl.col("reason") == ""))
+    if unexplained.height:
+        raise ParameterError(
+            f"The override of {unexplained['prediction_id'][0]!r} needs a 'reason' code.",
+            parameter="reason",
+        )
+    record = store.resolve(model, "production") if "production" in store.aliases(model) else None
+    record = record or store.versions(model)[-1]
+    reference = load_reference(store, model, record.version)
+    evaluators = reference.evaluators
+    id_column = evaluators.id if evaluators is not None else "id"
+    timestamp = reference.suite.timestamp or "timestamp"
+    segment = evaluators.segment if evaluators is not None else None
+    first = last = None
+    if "at" in frame.columns and frame["at"].null_count() == 0:
+        low, high = frame["at"].min(), frame["at"].max()
+        if isinstance(low, datetime) and isinstance(high, datetime):
+            first, last = low, _after(high)
+    wanted = [id_column, timestamp, MODEL_VERSION] + ([segment] if segment else [])
+    logged = rowlog.read(model, start=first, end=last, columns=wanted, timestamp=timestamp)
+    logged = (
+        logged.with_columns(pl.col(id_column).cast(pl.String).alias("prediction_id"))
+        .sort(timestamp)
+        .unique("prediction_id", keep="last")
+    )
+    joined = frame.join(logged, on="prediction_id", how="left")
+    missing = joined.filter(pl.col(timestamp).is_null())
+    if missing.height:
+        raise NotFoundError(
+            f"Model '{model}' logged no prediction with {id_column} = "
+            f"{missing['prediction_id'][0]!r} ({missing.height:,} of {frame.height:,} unknown).",
+            what="prediction_id",
+        )
+    for version in joined[MODEL_VERSION].unique().to_list():  # one per version
+        own = joined.filter((pl.col(MODEL_VERSION) == version) & (pl.col("reason") != ""))
+        _all_of(own, "reason", reasons_of(store, model, version))
+    moment = now or datetime.now(UTC)
+    model_id = store.get_model(model).id
+    records = [
+        {
+            "model_id": model_id,
+            "version": row[MODEL_VERSION],
+            "prediction_id": row["prediction_id"],
+            "prediction_at": as_utc(row[timestamp], timestamp),
+            "segment": segment_name(segment, row[segment]) if segment else "",
+            "role": row["role"],
+            "by": row["by"],
+            "created_at": moment,
+            "decision": row["decision"],
+            "reason": row["reason"],
+            "comment": row["comment"],
+            "plausible": row["plausible"],
+            "explanation_comment": row["explanation_comment"],
+            "shown": json.loads(row["shown"]) if row["shown"] else {},
+        }
+        for row in joined.iter_rows(named=True)  # the insert's payload, one dict per record
+    ]
+    with store.session() as s:
+        s.execute(insert(PredictionFeedbackRow), records)
+    return len(records)
 
 
 def list_feedback(
@@ -613,6 +748,13 @@ def _same_kind(cls: Any, value: Any) -> bool:
     if isinstance(cls, int | float):
         return isinstance(value, int | float)
     return isinstance(value, str)
+
+
+def _all_of(frame: pl.DataFrame, column: str, allowed: Sequence[str]) -> None:
+    """Every value of ``column`` is in ``allowed``; else the first one that is not is named."""
+    bad = frame.filter(~pl.col(column).is_in(list(allowed)) | pl.col(column).is_null())
+    if bad.height:
+        _one_of(bad[column][0], allowed, column)
 
 
 def _one_of(value: object, allowed: Sequence[str], name: str) -> str:

@@ -758,10 +758,10 @@ class _Case:
             evidence.append("reasons: " + ", ".join(f"{r} ×{n}" for r, n in common))
         column = ""
         if weights:
-            column, ratio = max(weights.items(), key=lambda kv: kv[1])
+            column, (share, usual) = max(weights.items(), key=lambda kv: kv[1][0] - kv[1][1])
             evidence.append(
-                f"the predictions people doubted lean on {column} {ratio:.1f}× as much as "
-                "predictions usually do"
+                f"the predictions people doubted owe {share:.0%} of their attribution to "
+                f"{column}, against {usual:.0%} usually"
             )
             same = [c for c in found if c.column == column and c.kind != "explanation"]
             if same:
@@ -782,32 +782,34 @@ class _Case:
                     "decided": len(decided),
                     "implausible": implausible,
                     "reasons": dict(reasons),
-                    "leaning": weights,
+                    "leaning": {f: list(v) for f, v in weights.items()},
                 },
             )
         ]
 
-    def _leaning(self, ids: Sequence[str]) -> dict[str, float]:
-        """Per feature: its mean absolute attribution in the predictions ``ids`` over its usual
-        one (the version's global importance); empty without stored attributions."""
+    def _leaning(self, ids: Sequence[str]) -> dict[str, tuple[float, float]]:
+        """Per feature: its share of the absolute attribution in the predictions ``ids``, and
+        its usual share (the version's global importance); empty without stored
+        attributions."""
         importance = self.reference.version.meta.get("importance") or {}
         id_column = self.reference.evaluators.id if self.reference.evaluators else "id"
         start, end = self.windows[0][1], self.windows[-1][2]
         stored = self.rowlog.explanations(
             self.model, start=start, end=end, version=self.version, timestamp=self.timestamp
         )
-        if stored.height == 0 or id_column not in stored.columns or not importance:
+        features = [f for f in importance if f in stored.columns]
+        if stored.height == 0 or id_column not in stored.columns or not features:
             return {}
         picked = stored.filter(pl.col(id_column).cast(pl.String).is_in(list(ids)))
         if picked.height == 0:
             return {}
-        leaning = {}
-        for feature, usual in importance.items():  # per feature
-            if feature in picked.columns and usual and usual > 0:
-                mean_abs = picked[feature].cast(pl.Float64).abs().mean()
-                if isinstance(mean_abs, float):
-                    leaning[feature] = round(mean_abs / usual, 3)
-        return leaning
+        weights = picked.select(pl.col(features).cast(pl.Float64).abs().mean()).row(0)
+        total = sum(w or 0.0 for w in weights) or 1.0
+        usual_total = sum(float(importance[f] or 0.0) for f in features) or 1.0
+        return {
+            f: (round((w or 0.0) / total, 4), round(float(importance[f] or 0.0) / usual_total, 4))
+            for f, w in zip(features, weights, strict=True)
+        }
 
     def _concept_drift(self) -> list[Cause]:
         found = []

@@ -66,7 +66,7 @@ _MAX_ROWS: Final = 5_000
 BLOCK: Final = "__block"
 # Standard deviations of the reference windows' statistics between their mean and a bound, and
 # the fewest reference windows that calibrate.
-SIGMAS: Final = 4.0
+SIGMAS: Final = 6.0
 MIN_BLOCKS: Final = 6
 
 

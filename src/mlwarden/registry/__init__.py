@@ -328,7 +328,7 @@ def _explained(
         keyed = frame.sort(timestamp).with_columns(
             pl.col(timestamp).dt.truncate(window).rank("dense").cast(pl.Int64).alias("__block")
         )
-        n_blocks = int(keyed["__block"].max() or 0)
+        n_blocks = keyed["__block"].n_unique()
         if n_blocks >= MIN_EXPLAIN_BLOCKS:
             picked = sorted(
                 {
