@@ -7,7 +7,10 @@ for the row. The explainers, chosen in this order, are those of ``shap``:
 
 * ``tree`` — the exact path-dependent algorithm for tree ensembles (scikit-learn forests and
   gradient boosting, LightGBM, XGBoost); attributions in the model's raw output (log-odds for
-  gradient-boosted classifiers, probability for forests);
+  gradient-boosted classifiers, probability for forests). LightGBM and scikit-learn trees,
+  forests and gradient boosting are computed by a compiled implementation
+  (``mlwarden.explanation._fasttree``) with the same values, many times faster (see
+  ``bench/explain_bench.py``);
 * ``linear`` — exact for linear models, against a background sample of the data;
 * ``sampling`` — model-agnostic permutation sampling for anything else, with a bounded budget
   of model evaluations per row (``max_evals``).
@@ -160,7 +163,9 @@ class Explainer(ABC):
 
 
 class TreeShap(Explainer, key="tree"):
-    """Exact path-dependent attributions of a tree ensemble (``shap.TreeExplainer``)."""
+    """Exact path-dependent attributions of a tree ensemble (the values of
+    ``shap.TreeExplainer``): compiled for LightGBM and scikit-learn trees, forests and gradient
+    boosting, by shap itself for the rest."""
 
     _MODULES: ClassVar[tuple[str, ...]] = (
         "sklearn.ensemble",
@@ -187,6 +192,16 @@ class TreeShap(Explainer, key="tree"):
         background: NDArray[np.float64],
         class_index: int | None,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], str]:
+        from mlwarden.explanation._fasttree import fast_tree
+
+        fast = fast_tree(model)
+        if fast is not None:
+            # one slice per class, as shap gives for forests, in probabilities
+            k = 0 if fast.n_classes is None else _class(class_index, fast.n_classes)
+            ensemble = fast.ensemble(k)
+            if ensemble is not None:
+                output = "raw" if fast.n_classes is None else "probability"
+                return ensemble.shap_values(x), np.full(len(x), ensemble.base_value), output
         import shap
 
         with warnings.catch_warnings():
