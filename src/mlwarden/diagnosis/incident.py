@@ -756,19 +756,37 @@ class _Case:
         if reasons:
             common = sorted(reasons.items(), key=lambda kv: -kv[1])
             evidence.append("reasons: " + ", ".join(f"{r} ×{n}" for r, n in common))
-        column = ""
+        column, why = "", ""
+        # What people saw: the failed checks shown with the predictions they doubted.
+        flagged: dict[str, int] = defaultdict(int)
+        for f in doubted:  # one per piece of feedback
+            for flag in {_flag_column(x) for x in (f.shown or {}).get("quality_flags") or []}:
+                if flag:
+                    flagged[flag] += 1
+        if flagged:
+            top, count = max(flagged.items(), key=lambda kv: kv[1])
+            if count >= len(doubted) / 2:
+                column, why = top, "were shown with a failed check on"
+                evidence.append(
+                    f"{count} of {len(doubted)} doubted predictions were shown with a failed "
+                    f"check on {top}"
+                )
         if weights:
-            column, (share, usual) = max(weights.items(), key=lambda kv: kv[1][0] - kv[1][1])
-            evidence.append(
-                f"the predictions people doubted owe {share:.0%} of their attribution to "
-                f"{column}, against {usual:.0%} usually"
-            )
+            leaning, (share, usual) = max(weights.items(), key=lambda kv: kv[1][0] - kv[1][1])
+            if share > usual:
+                evidence.append(
+                    f"the predictions people doubted owe {share:.0%} of their attribution to "
+                    f"{leaning}, against {usual:.0%} usually"
+                )
+                if not column:
+                    column, why = leaning, "lean on"
+        if column:
             same = [c for c in found if c.column == column and c.kind != "explanation"]
             if same:
                 evidence.append(f"{column} is also named by: {same[0].title}")
         title = "operators stopped following the model"
         if column:
-            title += f"; the doubted predictions lean on {column}"
+            title += f"; the doubted predictions {why} {column}"
         return [
             Cause(
                 "feedback",
@@ -1043,6 +1061,15 @@ def _merge_by_column(causes: list[Cause]) -> list[Cause]:
             )
         out.append(cause)
     return out
+
+
+def _flag_column(label: object) -> str:
+    """The column a check label names: ``range(temperature_c)`` → ``temperature_c``."""
+    text = str(label)
+    if "(" not in text or not text.endswith(")"):
+        return ""
+    inner = text[text.index("(") + 1 : -1]
+    return inner.split(",")[0].strip()
 
 
 def _label(check: dict[str, Any]) -> str:
