@@ -182,3 +182,28 @@ def test_policies_quarantine_broken_readings_and_ask_before_retraining(
     assert retrain, "the lasting vibration drift asks for a retraining"
     assert all(a["status"] == "pending" for a in retrain), "which waits for a person"
     assert "What the reaction policies did" in output
+
+
+def test_operators_override_more_during_sensor_faults_and_the_diagnosis_names_the_sensor(
+    demo: tuple[dict[str, Any], str, Path],
+) -> None:
+    report, output, _ = demo
+    people = report["operators"]
+    during, total = people["overridden_during_faults"]
+    calm, calm_total = people["overridden_otherwise"]
+    assert total > 0
+    assert calm_total > 0
+    assert during / total > 3 * calm / calm_total
+    sensor_faults = {
+        d["incident"]: d["column"]
+        for d in report["detections"]
+        if d["fault"] in ("stuck_sensor", "unit_change", "null_column")
+    }
+    linked = [
+        alert
+        for alert in people["override_alerts"]
+        if alert["incident"] in sensor_faults
+        and alert["sensor"] == sensor_faults[alert["incident"]]
+    ]
+    assert linked, people["override_alerts"]
+    assert "Override-rate alerts" in output

@@ -16,6 +16,13 @@ Four faults are injected, each a classic of plant data:
 * an upstream release nulls the humidity column for a day and a half (a pipeline bug);
 * the line's vibration drifts up over the last ten days (bearing wear), and defects with it.
 
+The service explains a quarter of the predictions (attributions per sensor, stored with them),
+and operators review a dozen predictions of every four hours on their dashboard pages, with the
+explanation and the row's failed checks. An explanation that leans on a sensor whose reading
+failed a check looks wrong to them: they mark it implausible and override three in four of
+those predictions (reason ``sensor_fault``), against one in twenty otherwise. During a sensor
+fault the override-rate alert fires, and the diagnosis names the sensor.
+
 The demo prints each fault with when it started, when mlwarden opened an incident for it, and
 which metrics fired; incidents that no fault explains are counted as false alarms. Then it keeps
 serving the dashboard until Ctrl-C (``--no-serve`` to stop after the summary), and ``--json``
@@ -57,6 +64,11 @@ ROWS_PER_DAY: Final = 86_400 // READING_SECONDS
 HISTORY_DAYS: Final = 17
 TRAIN_DAYS: Final = 10
 LABEL_DELAY: Final = timedelta(days=2)
+# The share of predictions the service explains, the predictions operators review per four
+# hours, and the faults operators can see on a sensor.
+EXPLAIN_SAMPLE: Final = 0.25
+REVIEWS: Final = 12
+SENSOR_FAULTS: Final = ("stuck_sensor", "unit_change", "null_column")
 START: Final = datetime(2024, 3, 1, tzinfo=UTC)
 FEATURES: Final = (
     "line",
@@ -123,6 +135,7 @@ class DemoResult:
     false_alarms: list[int]
     seconds: float
     actions: list[dict[str, Any]] = field(default_factory=list)
+    operators: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         def when(value: datetime | None) -> str | None:
@@ -163,6 +176,7 @@ class DemoResult:
             ],
             "false_alarms": self.false_alarms,
             "actions": self.actions,
+            "operators": self.operators,
         }
 
 
@@ -239,8 +253,8 @@ def run_demo(
     train = history.filter(pl.col("timestamp") < START - timedelta(days=HISTORY_DAYS - TRAIN_DAYS))
     from mlwarden.server import Settings
 
-    # The service's background explanation of logged predictions is off in the demo: its
-    # simulated clock runs far ahead of real time.
+    # The demo explains each batch itself, in step with its simulated clock (the server's
+    # background worker does it in real time).
     settings = Settings(data_dir=service, public_read=True, explain=False)
     store = settings.store()
     store.migrate()
@@ -278,6 +292,7 @@ def run_demo(
         description="Defect risk of extruded product from the line's sensors",
         estimator=model,
         features=list(FEATURES),
+        explain_sample=EXPLAIN_SAMPLE,
     )
     registry.promote(MODEL, "1", by="demo", note="first version")
     token = store.create_token("demo-line", "write")
@@ -450,6 +465,8 @@ def _diagnose(
         diagnosis = diagnose(store, rowlog, incident["id"])
         incident["shift"] = diagnosis.shift
         incident["causes"] = [c.to_dict() for c in diagnosis.causes[:5]]
+        people = next((c for c in diagnosis.causes if c.kind == "feedback"), None)
+        incident["feedback_cause"] = None if people is None else people.to_dict()
         by_id[incident["id"]] = diagnosis
     for detection in detections:
         found = by_id.get(detection.incident) if detection.incident is not None else None
@@ -510,9 +527,11 @@ def _stream(
     from mlwarden.monitor import Monitor
     from mlwarden.react.policies import apply_policies, load_policies
     from mlwarden.service import evaluate
+    from mlwarden.service.explain import explain_missing
     from mlwarden.store.rowlog import RowLog
 
     rowlog = RowLog(service / "log")
+    rng = np.random.default_rng(7)
     policies = load_policies(_policy_file(service))
     monitor = Monitor(MODEL, "1", url=url, token=token, batch_rows=10_000, flush_seconds=0.5)
     detected: dict[int, datetime] = {}
@@ -558,6 +577,8 @@ def _stream(
                         day["id"].to_list(), {"defect": day["defect"].to_list()}, timestamps=now
                     )
             monitor.flush(timeout=60)
+            explain_missing(store, rowlog, MODEL, "1", start=chunk_start, end=now)
+            _operators(store, rowlog, features.with_columns(chunk["id"]), chunk_start, now, rng)
             for outcome in evaluate(store, rowlog, MODEL, "production", window=WINDOW, now=now):
                 if outcome.incident is not None and outcome.incident not in detected:
                     detected[outcome.incident] = now
@@ -572,6 +593,74 @@ def _stream(
         f"{time.perf_counter() - started:.0f} s."
     )
     return store.incidents(MODEL), detected
+
+
+def _operators(
+    store: Store,
+    rowlog: Any,
+    features: pl.DataFrame,
+    start: datetime,
+    end: datetime,
+    rng: np.random.Generator,
+) -> int:
+    """Operators review ``REVIEWS`` explained predictions of the four hours on the prediction
+    page, which shows each with its explanation by sensor and its row's failed checks. An
+    explanation that leans on a sensor whose reading failed a check (a tenth of the
+    prediction's attribution or more) looks implausible to them, and they override three in
+    four of those predictions, one in twenty of the others. Their shift's log is recorded at
+    once; returns its length."""
+    from mlwarden.feedback import record_feedback
+    from mlwarden.quality.gate import GatePolicy, gate
+    from mlwarden.service.evaluate import load_reference
+
+    explained = rowlog.explanations(MODEL, start=start, end=end, version="1")
+    if explained.height == 0:
+        return 0
+    picked = explained.sample(min(REVIEWS, explained.height), seed=int(rng.integers(1 << 31)))
+    picked = picked.with_columns(pl.col("id").cast(pl.String))
+    # the failed checks of each row, as the prediction page shows them
+    suite = load_reference(store, MODEL, "1").suite
+    checked = gate(features, suite, GatePolicy(batch="accept")).quarantined
+    flags = checked.select(pl.col("id").cast(pl.String), pl.col("reasons"))
+    reviewed = picked.join(flags, on="id", how="left").with_columns(
+        pl.col("reasons").fill_null(pl.lit([], dtype=pl.List(pl.String)))
+    )
+    sensors = [f for f in FEATURES if f in picked.columns]
+    weights = reviewed.select(pl.col(sensors).abs())
+    share = weights / weights.sum_horizontal()
+    doubted = np.zeros(reviewed.height, dtype=bool)
+    for sensor in sensors:  # one per sensor
+        failed = reviewed["reasons"].list.eval(
+            pl.element().str.contains(f"({sensor}", literal=True)
+        )
+        odd = failed.list.any() & (share[sensor] >= 0.1)
+        doubted |= odd.fill_null(False).to_numpy()
+    draws = rng.random(reviewed.height)
+    overridden = np.where(doubted, draws < 0.75, draws < 0.05)
+    shifts = features.select(pl.col("id").cast(pl.String), "operator_shift").unique("id")
+    shown = [
+        json.dumps(
+            {
+                "explanation": {c: row[c] for c in sorted(sensors, key=lambda c: -abs(row[c]))[:3]},
+                "quality_flags": list(row["reasons"]),
+            }
+        )
+        for row in reviewed.iter_rows(named=True)  # a dozen feedback forms, not the rows
+    ]
+    log = reviewed.join(shifts, on="id", how="left").select(
+        pl.col("id").alias("prediction_id"),
+        pl.lit("operator").alias("role"),
+        pl.format("operator-{}", pl.col("operator_shift").cast(pl.String)).alias("by"),
+        pl.Series("decision", np.where(overridden, "overridden", "accepted")),
+        pl.Series(
+            "reason",
+            np.where(overridden, np.where(doubted, "sensor_fault", "process_condition"), ""),
+        ),
+        pl.Series("plausible", ~doubted),
+        pl.Series("shown", shown),
+        pl.col("timestamp").alias("at"),
+    )
+    return record_feedback(store, rowlog, MODEL, log, now=end)
 
 
 def _summary(
@@ -658,6 +747,8 @@ def _summary(
         f"{caught} of {len(faults)} faults detected; {len(incidents)} incidents in all, "
         f"{len(false_alarms)} not explained by an injected fault (false alarms)."
     )
+    operators = _operator_summary(store, faults, incidents)
+    console.print(operators["text"])
     from mlwarden.react.policies import actions
 
     taken = sorted(actions(store, MODEL, limit=1_000), key=lambda a: a.id)
@@ -684,4 +775,56 @@ def _summary(
         false_alarms=false_alarms,
         seconds=time.perf_counter() - began,
         actions=[a.to_dict() for a in taken],
+        operators={k: v for k, v in operators.items() if k != "text"},
     )
+
+
+def _operator_summary(
+    store: Store, faults: list[InjectedFault], incidents: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """How often operators overrode predictions during sensor faults and otherwise, and which
+    incidents raised the override-rate alert with the sensor their diagnosis named."""
+    from mlwarden.feedback import feedback_frame
+
+    given = feedback_frame(store, MODEL)
+    during = pl.lit(False)
+    for fault in faults:  # a handful
+        if fault.kind in SENSOR_FAULTS:
+            during = during | pl.col("prediction_at").is_between(
+                fault.start, fault.end, closed="left"
+            )
+    rates = (
+        given.filter(pl.col("decision") != "")
+        .group_by(during.alias("during_fault"))
+        .agg(n=pl.len(), overridden=(pl.col("decision") == "overridden").sum())
+    )
+    share = {
+        bool(r["during_fault"]): (int(r["overridden"]), int(r["n"]))
+        for r in rates.iter_rows(named=True)
+    }
+    alerted = [
+        {
+            "incident": i["id"],
+            "metrics": [
+                m for m in i["metrics"] if m in ("override_rate", "explanation_plausibility")
+            ],
+            "sensor": (i.get("feedback_cause") or {}).get("column") or None,
+        }
+        for i in incidents
+        if "override_rate" in i["metrics"]
+    ]
+    fault_n, fault_total = share.get(True, (0, 0))
+    calm_n, calm_total = share.get(False, (0, 0))
+    named = ", ".join(f"#{a['incident']} → {a['sensor'] or 'no sensor'}" for a in alerted) or "none"
+    text = (
+        f"Operators reviewed {given.height:,} predictions: they overrode {fault_n} of "
+        f"{fault_total} during sensor faults and {calm_n} of {calm_total} otherwise. "
+        f"Override-rate alerts (incident → the sensor its diagnosis names): {named}."
+    )
+    return {
+        "reviewed": given.height,
+        "overridden_during_faults": [fault_n, fault_total],
+        "overridden_otherwise": [calm_n, calm_total],
+        "override_alerts": alerted,
+        "text": text,
+    }
