@@ -3,6 +3,8 @@ drift, and the promotion gate — on a real store, row log and model."""
 
 from __future__ import annotations
 
+import json
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from mlwarden.datasets import production_line
 from mlwarden.diagnosis import diagnose
 from mlwarden.exceptions import InputError, NotFoundError, ParameterError
 from mlwarden.feedback import export_training_set, give_feedback, list_feedback, record_feedback
+from mlwarden.react.policies import apply_policies, load_policies
 from mlwarden.registry import Registry
 from mlwarden.registry.promotion import (
     PromotionGate,
@@ -183,6 +186,22 @@ def test_overrides_raise_an_alert_and_re_evaluate_the_window(world: dict[str, An
         )
     outcomes = evaluate(store, log, "line", "production", window="1h", now=now)
     assert len(outcomes) == 1  # only the window that got feedback
+    # a policy keyed on the override rate asks for a retraining, which waits for approval
+    retrain = [sys.executable, "-c", "print('trained')", "{training_set}"]
+    (asked,) = apply_policies(
+        store,
+        log,
+        load_policies(
+            "policies:\n"
+            "  - name: retrain-when-overridden\n"
+            "    when: {metric: override_rate, segment: ''}\n"
+            f"    actions:\n      - retrain: {{command: {json.dumps(retrain)}}}\n"
+        ),
+        now=now,
+        data_dir=world["tmp"],
+    )
+    assert asked.action == "retrain"
+    assert asked.status == "pending"
     metrics = store.window_metrics(outcomes[0].window.id)
     override = next(m for m in metrics if m.name == "override_rate" and not m.segment)
     assert override.value == pytest.approx(24 / 30)
