@@ -445,3 +445,33 @@ def test_a_shift_log_of_feedback_is_recorded_at_once_or_not_at_all(
         if field is not None:
             assert raised.value.parameter == field  # type: ignore[attr-defined]
     assert len(list_feedback(store, "line")) == 3  # nothing half-written
+
+
+def test_a_row_shows_the_series_checks_its_batch_fails(world: dict[str, Any]) -> None:
+    from mlwarden.datasets import StuckSensor
+    from mlwarden.feedback import find_prediction, shown_with
+
+    store, log, rows, model = world["store"], world["log"], world["rows"], world["model"]
+    later = rows["timestamp"].max() + timedelta(minutes=5)
+    stuck = production_line(
+        480,
+        seed=4,
+        start=later,
+        faults=[StuckSensor(column="pressure_bar", start_row=100, n_rows=300)],
+    ).with_columns(pl.col(FEATURES).fill_null(strategy="mean"))
+    stuck = _scored(model, stuck.with_row_index("id").with_columns(pl.format("s{}", "id")))
+    log.append("line", "1", stuck.drop("defect"), batch_id="b3")
+    store.record_batch(
+        "line",
+        "b3",
+        stuck.height,
+        first_at=stuck["timestamp"].min(),
+        last_at=stuck["timestamp"].max(),
+    )
+    flags = {}
+    for prediction_id in ("s250", "s20"):  # inside the frozen stretch, and before it
+        row, version, id_column = find_prediction(store, log, "line", prediction_id)
+        shown = shown_with(store, log, "line", version, row, id_column, "timestamp")
+        flags[prediction_id] = shown["quality_flags"]
+    assert "stuck(pressure_bar)" in flags["s250"]
+    assert "stuck(pressure_bar)" not in flags["s20"]

@@ -660,7 +660,7 @@ def shown_with(
     """What a person is shown about a prediction: the prediction, its attributions by sensor
     (strongest first; empty when not explained) and its row's quality flags."""
     from mlwarden.service.evaluate import load_reference
-    from mlwarden.service.explain import row_attributions, row_quality_flags
+    from mlwarden.service.explain import batch_of, row_attributions, row_quality_flags
 
     reference = load_reference(store, model, version)
     evaluators = reference.evaluators
@@ -674,7 +674,9 @@ def shown_with(
     return {
         "prediction": prediction,
         "explanation": attributions,
-        "quality_flags": row_quality_flags(reference.suite, row),
+        "quality_flags": row_quality_flags(
+            reference.suite, row, batch_of(store, rowlog, model, row, timestamp), id_column
+        ),
     }
 
 

@@ -41,6 +41,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 BASE_VALUE: Final = "base_value"
 _HASH_SPACE: Final = 1_000_000
+# A row's quality flags are judged with the rows of its batch up to this many rows.
+MAX_CONTEXT_ROWS: Final = 50_000
 
 
 @dataclass(frozen=True)
@@ -309,23 +311,71 @@ def row_attributions(
     }
 
 
-def row_quality_flags(suite: Suite, row: dict[str, Any]) -> list[str]:
-    """The row-level checks of ``suite`` that one row breaks (``range(temperature_c)``,
-    ``not_null(humidity_pct)``); checks judged on whole batches are not asked of one row."""
+def row_quality_flags(
+    suite: Suite,
+    row: dict[str, Any],
+    batch: pl.DataFrame | None = None,
+    id_column: str = "id",
+) -> list[str]:
+    """The checks of ``suite`` that one row breaks (``range(temperature_c)``,
+    ``stuck(pressure_bar)``). With ``batch``, the rows the row arrived with, the checks run on
+    the batch, as the gate ran them, and series checks (stuck, spikes) can name the row too;
+    without it only the checks one row can break are asked."""
     from mlwarden.quality.gate import GatePolicy, gate
 
     frame = pl.DataFrame([row])
+    if batch is not None and id_column in batch.columns and id_column in row:
+        frame = batch.select([c for c in batch.columns if c in frame.columns])
     try:
         result = gate(frame, suite, GatePolicy(batch="accept"))
-    except (InputError, ValueError):  # a row the suite cannot read: no flags to show
+    except (InputError, ValueError):  # rows the suite cannot read: no flags to show
         return []
-    if result.quarantined.height == 0:
-        flags: list[str] = []
-    else:
-        flags = [str(r) for r in result.quarantined["reasons"][0]]
-    if result.repairs.height:
-        flags += [str(c) for c in result.repairs["check"].unique().to_list()]
+    own = result.quarantined
+    if frame.height > 1:
+        own = own.filter(pl.col(id_column).cast(pl.String) == str(row[id_column]))
+    flags = [str(r) for r in own["reasons"][0]] if own.height else []
+    repairs = result.repairs
+    if repairs.height and frame.height > 1:
+        place = frame.with_row_index("__row").filter(
+            pl.col(id_column).cast(pl.String) == str(row[id_column])
+        )["__row"]
+        repairs = repairs.filter(pl.col("row").is_in(place.implode()))
+    if repairs.height:
+        flags += [str(c) for c in repairs["check"].unique().to_list()]
     return sorted(set(flags))
+
+
+def batch_of(
+    store: Store, rowlog: RowLog, model: str, row: dict[str, Any], timestamp: str
+) -> pl.DataFrame | None:
+    """The logged rows that arrived with ``row`` (its batch), when the store knows the batch's
+    time span and it holds at most ``MAX_CONTEXT_ROWS`` rows; else None."""
+    from sqlalchemy import select
+
+    from mlwarden.store.rowlog import BATCH_ID
+    from mlwarden.store.schema import BatchRow
+
+    batch_id = row.get(BATCH_ID)
+    if not batch_id:
+        return None
+    model_id = store.get_model(model).id
+    with store.session() as s:
+        found = s.scalar(
+            select(BatchRow).where(
+                BatchRow.model_id == model_id,
+                BatchRow.batch_id == batch_id,
+                BatchRow.kind == "rows",
+            )
+        )
+        if found is None or found.first_at is None or found.last_at is None:
+            return None
+        if found.n_rows > MAX_CONTEXT_ROWS:
+            return None
+        first, last = found.first_at, found.last_at
+    rows = rowlog.read(
+        model, start=first, end=last + timedelta(microseconds=1), timestamp=timestamp
+    )
+    return rows.filter(pl.col(BATCH_ID) == batch_id) if BATCH_ID in rows.columns else None
 
 
 class ExplainWorker:
