@@ -588,6 +588,13 @@ def _json_events(path: Path) -> list[Any]:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Reaction policies (YAML) applied after every evaluation round.",
 )
+@click.option(
+    "--explain/--no-explain",
+    default=True,
+    show_default=True,
+    help="Explain logged predictions of versions registered with their model, in the "
+    "background after each batch.",
+)
 @DATA_DIR_OPTION
 @DATABASE_OPTION
 @friendly_errors
@@ -601,6 +608,7 @@ def serve_command(
     keep_days: int | None,
     retention: str,
     policies: Path | None,
+    explain: bool,
     data_dir: Path | None,
     database_url: str | None,
 ) -> None:
@@ -625,6 +633,7 @@ def serve_command(
         keep_days=keep_days,
         retention=retention,
         policies=policies,
+        explain=explain,
     )
     click.echo(
         f"mlwarden {__version__} serving on http://{host}:{port} (data in {settings.data_dir})"
