@@ -475,3 +475,24 @@ def test_a_row_shows_the_series_checks_its_batch_fails(world: dict[str, Any]) ->
         flags[prediction_id] = shown["quality_flags"]
     assert "stuck(pressure_bar)" in flags["s250"]
     assert "stuck(pressure_bar)" not in flags["s20"]
+
+
+def test_the_server_explains_ingested_batches_in_the_background(world: dict[str, Any]) -> None:
+    store, tmp, rows = world["store"], world["tmp"], world["rows"]
+    token = store.create_token("ingest", "write")
+    later = rows["timestamp"].max() + timedelta(minutes=5)
+    batch = _scored(
+        world["model"], _line(40, seed=5, start=later).with_row_index("id")
+    ).with_columns(
+        pl.format("w{}", "id"), pl.col("timestamp").dt.to_string("%Y-%m-%dT%H:%M:%S%.f+00:00")
+    )
+    body = {"batch_id": "api-1", "rows": batch.drop("defect").to_dicts()}
+    settings = Settings(data_dir=tmp, database_url=store.url)
+    with TestClient(create_app(settings)) as client:
+        answer = client.post(f"{API}/models/line/versions/1/rows", json=body, headers=auth(token))
+        assert answer.status_code == 200, answer.text
+        client.app.state.explainer.join()  # type: ignore[attr-defined]
+        assert client.app.state.explainer.failed == 0  # type: ignore[attr-defined]
+    explained = world["log"].explanations("line").filter(pl.col("id").str.starts_with("w"))
+    assert explained.height == 40
+    assert set(FEATURES) <= set(explained.columns)
