@@ -5,6 +5,8 @@ model it does not reproduce is left to shap with the same result."""
 from __future__ import annotations
 
 import gc
+import itertools
+import math
 import warnings
 import weakref
 from collections.abc import Callable
@@ -20,6 +22,7 @@ from sklearn.ensemble import (
     ExtraTreesClassifier,
     GradientBoostingClassifier,
     GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
@@ -195,6 +198,160 @@ def test_gradient_boosting_classifier_explains_log_odds(data: tuple) -> None:
     )
 
 
+def test_histogram_gradient_boosting_without_categories_matches_shap(data: tuple) -> None:
+    x, signal, y = data
+    rows = _rows(x)  # NaNs where training had none, in every column
+    regressor = HistGradientBoostingRegressor(max_iter=40, random_state=0).fit(x, signal)
+    classifier = HistGradientBoostingClassifier(max_iter=40, random_state=0).fit(x, y)
+    for model, raw in (
+        (regressor, regressor.predict(rows)),
+        (classifier, classifier.decision_function(rows)),
+    ):
+        expected, expected_value = _shap(model, rows)
+        e = explain(model, rows)
+        assert (e.method, e.output) == ("tree", "raw")
+        assert np.allclose(e.values, expected, rtol=RTOL, atol=ATOL)
+        assert np.allclose(e.base_value, expected_value[-1], rtol=RTOL, atol=ATOL)
+        assert np.allclose(e.values.sum(axis=1) + e.base_value, raw, rtol=0, atol=1e-9)
+
+
+def _categorical_data(
+    n: int, categorical: list[int], n_features: int = 7, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with category codes (0 to k - 1, as floats, some NaN) in the columns
+    ``categorical`` and numbers with NaNs in the others, and a signal that depends on both."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, n_features))
+    for k, column in zip((5, 12), categorical, strict=False):
+        x[:, column] = rng.integers(0, k, size=n)
+        x[rng.random(n) < 0.05, column] = np.nan
+    numeric = [j for j in range(n_features) if j not in categorical]
+    for column in numeric[:2]:
+        x[rng.random(n) < 0.1, column] = np.nan
+    first = x[:, categorical[0]]
+    signal = (
+        (np.isin(first, [1, 3]) | np.isnan(first)) * 1.5
+        + np.nan_to_num(x[:, numeric[0]], nan=-1.0)
+        + np.isnan(x[:, numeric[1]]) * 0.8
+        + x[:, numeric[2]] * (np.nan_to_num(x[:, categorical[-1]]) % 3 - 1)
+    )
+    return x, signal + rng.normal(scale=0.3, size=n)
+
+
+def _unseen(x: np.ndarray, categorical: list[int]) -> np.ndarray:
+    """Rows with what the categorical columns' splits send to their missing side: codes past
+    the known ones, negative or fractional (the model does not truncate them), and NaN; and
+    NaNs in a numeric column."""
+    rows = x[:300].copy()
+    for offset, column in enumerate(categorical):
+        rows[offset::6, column] = np.nan
+        rows[offset + 1 :: 6, column] = 40.0
+        rows[offset + 2 :: 6, column] = -1.0
+        rows[offset + 3 :: 6, column] = 1.5
+    numeric = next(j for j in range(x.shape[1]) if j not in categorical)
+    rows[::5, numeric] = np.nan
+    return rows
+
+
+@pytest.mark.parametrize("categorical", [[0, 1], [4, 1]], ids=["leading", "interleaved"])
+def test_histogram_gradient_boosting_with_categories_adds_up_to_its_output(
+    categorical: list[int],
+) -> None:
+    """Categorical splits (which shap reads as numeric ones, on another column) route every
+    value as the model does: unknown codes and NaN to the split's missing side."""
+    x, signal = _categorical_data(2_000, categorical)
+    rows = _unseen(x, categorical)
+    labels = np.digitize(signal, np.quantile(signal, [0.33, 0.66]))
+    fit = {"categorical_features": categorical, "random_state": 0}
+    regressor = HistGradientBoostingRegressor(max_iter=40, **fit).fit(x, signal)
+    classifier = HistGradientBoostingClassifier(max_iter=40, **fit).fit(x, labels == 2)
+    multiclass = HistGradientBoostingClassifier(max_iter=15, **fit).fit(x, labels)
+    for model, raw in (
+        (regressor, regressor.predict(rows)),
+        (classifier, classifier.decision_function(rows)),
+    ):
+        e = explain(model, rows)
+        assert (e.method, e.output) == ("tree", "raw")
+        assert np.allclose(e.values.sum(axis=1) + e.base_value, raw, rtol=0, atol=1e-8)
+    margins = multiclass.decision_function(rows)
+    for k in range(3):
+        e = explain(multiclass, rows, class_index=k)
+        assert (e.method, e.output) == ("tree", "raw")
+        assert np.allclose(e.values.sum(axis=1) + e.base_value, margins[:, k], rtol=0, atol=1e-8)
+
+
+def _path_dependent_shap(model: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Path-dependent TreeSHAP by its definition, read from the model's own trees: for every
+    coalition ``S`` of features, ``E[f(x) | x_S]`` by recursion (the row's branch at a split on
+    a feature of ``S``, the count-weighted mean of both children elsewhere), then Shapley's
+    formula. Also the model's output by the same routing, all features known."""
+    encoded = model._preprocessor.transform(rows)  # the columns as the trees read them
+    categorical = np.asarray(model.is_categorical_)
+    source = np.concatenate([np.flatnonzero(categorical), np.flatnonzero(~categorical)])
+    known, known_row = model._bin_mapper.make_known_categories_bitsets()
+    trees = [(p[0].nodes, p[0].raw_left_cat_bitsets) for p in model._predictors]
+
+    def has(bitset: np.ndarray, code: int) -> bool:
+        return bool((bitset[code // 32] >> (code % 32)) & 1)
+
+    def goes_left(node: Any, bitsets: np.ndarray, value: float) -> bool:
+        if np.isnan(value):
+            return bool(node["missing_go_to_left"])
+        if not node["is_categorical"]:
+            return bool(value <= node["num_threshold"])
+        if value >= 0 and has(bitsets[node["bitset_idx"]], int(value)):
+            return True
+        if value >= 0 and has(known[known_row[node["feature_idx"]]], int(value)):
+            return False
+        return bool(node["missing_go_to_left"])
+
+    def expectation(nodes: Any, bitsets: Any, i: int, row: np.ndarray, known: set[int]) -> float:
+        node = nodes[i]
+        if node["is_leaf"]:
+            return float(node["value"])
+        left, right = int(node["left"]), int(node["right"])
+        if source[node["feature_idx"]] in known:
+            child = left if goes_left(node, bitsets, row[node["feature_idx"]]) else right
+            return expectation(nodes, bitsets, child, row, known)
+        return (
+            nodes[left]["count"] * expectation(nodes, bitsets, left, row, known)
+            + nodes[right]["count"] * expectation(nodes, bitsets, right, row, known)
+        ) / node["count"]
+
+    n = rows.shape[1]
+    base = float(model._baseline_prediction[0, 0])
+    values, output = np.zeros(rows.shape), np.zeros(len(rows))
+    for r, row in enumerate(encoded):
+        f = {
+            subset: base + sum(expectation(*tree, 0, row, set(subset)) for tree in trees)
+            for size in range(n + 1)
+            for subset in itertools.combinations(range(n), size)
+        }
+        output[r] = f[tuple(range(n))]
+        for i in range(n):
+            for subset, before in f.items():
+                if i not in subset:
+                    weight = 1.0 / (n * math.comb(n - 1, len(subset)))
+                    values[r, i] += weight * (f[tuple(sorted((*subset, i)))] - before)
+    return values, output
+
+
+def test_histogram_gradient_boosting_is_path_dependent_shap_by_definition() -> None:
+    """A tiny model, a categorical feature among numeric ones: the values are those of the
+    definition, evaluated on every coalition of features."""
+    x, signal = _categorical_data(600, [2], n_features=4, seed=3)
+    rows = _unseen(x, [2])[:60]
+    model = HistGradientBoostingClassifier(
+        max_iter=3, max_leaf_nodes=4, categorical_features=[2], random_state=0
+    ).fit(x, signal > np.median(signal))
+    assert any(p[0].nodes["is_categorical"].any() for p in model._predictors)
+    expected, output = _path_dependent_shap(model, rows)
+    assert np.allclose(output, model.decision_function(rows), rtol=0, atol=1e-12)
+    e = explain(model, rows)
+    assert np.allclose(e.values, expected, rtol=RTOL, atol=1e-12)
+    assert np.allclose(e.values.sum(axis=1) + e.base_value, output, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize(
     "make",
     [
@@ -290,17 +447,19 @@ def test_random_small_models_match_shap(
 
 
 def test_models_it_does_not_reproduce_are_left_to_shap(data: tuple) -> None:
-    x, signal, _ = data
+    x, signal, y = data
     rows = x[:50]
-    histogram = HistGradientBoostingRegressor(max_iter=20, random_state=0).fit(x, signal)
+    exponential = GradientBoostingClassifier(loss="exponential", n_estimators=10).fit(
+        np.nan_to_num(x), y
+    )
     forest_mode = lgb.LGBMRegressor(
         n_estimators=5, boosting_type="rf", bagging_freq=1, bagging_fraction=0.5, verbose=-1
     ).fit(x, signal)
-    assert _fasttree.fast_tree(histogram) is None
+    assert _fasttree.fast_tree(exponential) is None
     fast = _fasttree.fast_tree(forest_mode)
     assert fast is not None
     assert fast.ensemble() is None
-    for model in (histogram, forest_mode):
+    for model in (exponential, forest_mode):
         expected, expected_value = _shap(model, rows)
         e = explain(model, rows)
         assert (e.method, e.output) == ("tree", "raw")

@@ -84,7 +84,12 @@ def test_a_version_registered_with_its_model_keeps_its_global_explanation(
     doc = registry.explanation("defect-model", "1")
     assert doc is not None
     assert doc["method"] == "tree"
-    assert doc["rows"] == min(line.height, 2_000)
+    # rows from whole windows of the reference, spread over its time, up to 2,000
+    assert 1_500 <= doc["rows"] <= 2_000
+    blocks = registry.reference_attributions("defect-model", "1")
+    assert blocks is not None
+    assert blocks.height == doc["rows"]
+    assert blocks["__block"].n_unique() >= 8
     assert {f["feature"] for f in doc["features"]} == set(features)
     shares = [f["share"] for f in doc["features"]]
     assert shares == sorted(shares, reverse=True)

@@ -165,7 +165,8 @@ class Explainer(ABC):
 class TreeShap(Explainer, key="tree"):
     """Exact path-dependent attributions of a tree ensemble (the values of
     ``shap.TreeExplainer``): compiled for LightGBM and scikit-learn trees, forests and gradient
-    boosting, by shap itself for the rest."""
+    boosting (histogram-based too, whose categorical splits shap misreads), by shap itself for
+    the rest."""
 
     _MODULES: ClassVar[tuple[str, ...]] = (
         "sklearn.ensemble",
@@ -196,12 +197,11 @@ class TreeShap(Explainer, key="tree"):
 
         fast = fast_tree(model)
         if fast is not None:
-            # one slice per class, as shap gives for forests, in probabilities
+            # one class at a time: a classifier forest's probability, a multiclass booster's margin
             k = 0 if fast.n_classes is None else _class(class_index, fast.n_classes)
             ensemble = fast.ensemble(k)
             if ensemble is not None:
-                output = "raw" if fast.n_classes is None else "probability"
-                return ensemble.shap_values(x), np.full(len(x), ensemble.base_value), output
+                return ensemble.shap_values(x), np.full(len(x), ensemble.base_value), fast.output
         import shap
 
         with warnings.catch_warnings():

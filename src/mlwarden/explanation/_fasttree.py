@@ -26,8 +26,10 @@ row and leaf, with positive terms only.
 
 Supported: LightGBM boosters (numeric splits with their zero and NaN handling, categorical
 splits, several trees per iteration for multiclass), scikit-learn decision trees, random and
-extra-trees forests and gradient boosting. Anything else (linear trees, random-forest mode of
-LightGBM, other libraries) is left to shap: :func:`fast_tree` answers ``None``.
+extra-trees forests, gradient boosting and histogram gradient boosting (categorical features
+included, which shap gets wrong: it reads a categorical split as a numeric one, on the wrong
+column). Anything else (linear trees, random-forest mode of LightGBM, other libraries) is left
+to shap: :func:`fast_tree` answers ``None``.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ NUMERIC: Final = 0  # x <= threshold; NaN to the default child
 NUMERIC_ZERO: Final = 1  # LightGBM's missing type "Zero": NaN counts as 0, and 0 takes the default
 NUMERIC_NAN_AS_ZERO: Final = 2  # LightGBM's missing type "None": NaN counts as 0
 CATEGORICAL: Final = 3  # left when the truncated value is in the node's category set
+CATEGORY_CODE: Final = 4  # left when the category's code is in the set; NaN to the default child
 # LightGBM's kZeroThreshold, a float literal widened to double.
 LIGHTGBM_ZERO: Final = float(np.float32(1e-35))
 # Widest leaf (distinct features on its path) that gets a table of d * 2^d values; wider
@@ -119,6 +122,8 @@ class Ensemble:
     ``leaf_slot`` in ``slot_feature`` and ``slot_zero``, the zero fractions), and either the
     offset of its table (``leaf_table``) or, -1 there, of its quadrature values
     (``leaf_quad``). ``base_value`` is the output expected before any feature is known.
+    ``category_values`` holds, per column read as codes by ``CATEGORY_CODE`` splits, the
+    column's known values in order: a row's value becomes its position there, or NaN.
     """
 
     n_features: int
@@ -148,6 +153,7 @@ class Ensemble:
     slot_zero: NDArray[np.float64]
     table: NDArray[np.float64]
     quad: NDArray[np.float64]
+    category_values: tuple[tuple[int, NDArray[np.float64]], ...] = ()
 
     def shap_values(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         """Attributions of the rows ``x`` (rows × features), in the trees' output."""
@@ -159,6 +165,10 @@ class Ensemble:
         if self.float32_input:  # scikit-learn compares float32 values with its thresholds
             x = x.astype(np.float32)
         x = np.ascontiguousarray(x, dtype=np.float64)
+        if self.category_values:
+            x = x.copy()
+            for column, known in self.category_values:
+                x[:, column] = _codes(x[:, column], known)
         if self.small_as_zero:  # LightGBM reads rows as sparse: it drops values this small
             x = np.where(np.abs(x) <= LIGHTGBM_ZERO, 0.0, x)
         out = np.zeros((x.shape[0], self.n_features))
@@ -206,6 +216,7 @@ def flatten(
     *,
     float32_input: bool = False,
     small_as_zero: bool = False,
+    category_values: tuple[tuple[int, NDArray[np.float64]], ...] = (),
 ) -> Ensemble | None:
     """The trees as flat arrays with their leaves' tables, or None when a path has more than
     ``MAX_WIDTH`` distinct features or a tree's nodes are not numbered parents first.
@@ -214,6 +225,8 @@ def flatten(
         base_offset: added to the base value (an initial prediction outside the trees).
         float32_input: the model rounds its input to float32 (scikit-learn).
         small_as_zero: the model reads values within ``LIGHTGBM_ZERO`` of 0 as 0 (LightGBM).
+        category_values: per column that ``CATEGORY_CODE`` splits read, its known values in
+            the order of their codes (scikit-learn's histogram gradient boosting).
     """
     sizes = np.array([len(t.left) for t in trees], dtype=np.int64)
     tree_nodes = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -321,7 +334,16 @@ def flatten(
         slot_zero=slot_zero,
         table=table,
         quad=quad,
+        category_values=category_values,
     )
+
+
+def _codes(values: NDArray[np.float64], known: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Each value's position among the sorted ``known`` values, NaN when it is none of them."""
+    if not len(known):
+        return np.full(len(values), np.nan)
+    position = np.minimum(np.searchsorted(known, values), len(known) - 1)
+    return np.where(known[position] == values, position, np.nan)
 
 
 def _bitset(codes: list[int]) -> list[int]:
@@ -708,9 +730,16 @@ def _split(
             m = mask[r]
             left[r] = m if go else m & keep
             right[r] = m & keep if go else m
-    else:
+    elif kind == CATEGORICAL:
         for r in range(len(values)):
             go = _in_categories(values[r], words)
+            m = mask[r]
+            left[r] = m if go else m & keep
+            right[r] = m & keep if go else m
+    else:
+        for r in range(len(values)):
+            v = values[r]
+            go = default_left if v != v else _in_categories(v, words)
             m = mask[r]
             left[r] = m if go else m & keep
             right[r] = m & keep if go else m
@@ -810,7 +839,9 @@ class FastTree:
     """A supported tree model, flattened once per output and kept for later calls.
 
     ``n_classes`` is the number of per-class outputs when the model is explained one class at
-    a time (shap's slices of a classifier forest, a multiclass booster), else None.
+    a time (shap's slices of a classifier forest, a multiclass booster), else None; ``output``
+    is what the trees add up to: ``"raw"`` (a booster's margin) or ``"probability"`` (a
+    classifier forest's).
     """
 
     def __init__(
@@ -819,9 +850,11 @@ class FastTree:
         n_classes: int | None,
         source: object,
         version: tuple[Any, ...],
+        output: str = "raw",
     ) -> None:
         self._build = build
         self.n_classes = n_classes
+        self.output = output
         self._source = source
         self._version = version
         self._ensembles: dict[int, Ensemble | None] = {}
@@ -977,10 +1010,15 @@ def _sklearn(model: object) -> FastTree | None:
         ExtraTreesRegressor,
         GradientBoostingClassifier,
         GradientBoostingRegressor,
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
         RandomForestClassifier,
         RandomForestRegressor,
     )
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    if isinstance(model, HistGradientBoostingRegressor | HistGradientBoostingClassifier):
+        return _histogram(model)
 
     forests = (
         RandomForestRegressor,
@@ -1016,7 +1054,7 @@ def _sklearn(model: object) -> FastTree | None:
                 flat.append(_sklearn_tree(tree, probability * share))
             return flatten(flat, n_features, float32_input=True)
 
-        return FastTree(build_class, int(model.n_classes_), source, version)
+        return FastTree(build_class, int(model.n_classes_), source, version, "probability")
 
     scale, offset = 1.0 / len(trees), 0.0
     if isinstance(model, GradientBoostingRegressor):
@@ -1052,4 +1090,128 @@ def _sklearn_tree(tree: Any, value: NDArray[np.float64]) -> Tree:
         ),
         cover=np.asarray(tree.weighted_n_node_samples, dtype=np.float64),
         value=np.asarray(value, dtype=np.float64),
+    )
+
+
+def _histogram(model: Any) -> FastTree | None:
+    """scikit-learn's histogram gradient boosting, read from its fitted predictors.
+
+    The model encodes its input before the trees see it: the categorical columns first, each
+    value replaced by its position among the column's known categories (NaN when unknown or
+    missing), then the numeric columns as they are. The trees' columns are mapped back to the
+    model's, and the categorical columns encoded the same way when rows are explained. A split
+    then routes as the model does: numeric ``x <= threshold`` left; a category's code left when
+    in the split's set, right otherwise; NaN to the split's missing side.
+    """
+    predictors = getattr(model, "_predictors", None)
+    if not predictors:  # not fitted: shap will say so
+        return None
+    columns = _histogram_columns(
+        getattr(model, "_preprocessor", None), model._bin_mapper, int(model.n_features_in_)
+    )
+    if columns is None:
+        return None
+    column_of, category_values = columns
+    iterations = list(predictors)
+    baseline = np.ravel(model._baseline_prediction).astype(np.float64)
+    per_iteration = len(iterations[0])
+
+    def build(class_index: int) -> Ensemble | None:
+        trees = [_histogram_tree(p[class_index], column_of) for p in iterations]
+        return flatten(
+            trees, len(column_of), float(baseline[class_index]), category_values=category_values
+        )
+
+    n_classes = per_iteration if per_iteration > 1 else None
+    return FastTree(build, n_classes, predictors, (len(iterations),))
+
+
+def _histogram_columns(
+    preprocessor: Any, bin_mapper: Any, n_features: int
+) -> tuple[NDArray[np.int64], tuple[tuple[int, NDArray[np.float64]], ...]] | None:
+    """The model's column behind each column the trees read, and each categorical column's
+    known values (in the order of their codes); None when the input is encoded in a way this
+    module does not reproduce (non-numeric categories, grouped infrequent ones, other
+    transformers)."""
+    from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder
+
+    is_categorical = np.asarray(bin_mapper.is_categorical_, dtype=bool)
+    if preprocessor is None:
+        if is_categorical.any():
+            return None
+        return np.arange(n_features, dtype=np.int64), ()
+    known_bits, known_row = bin_mapper.make_known_categories_bitsets()
+    column_of = np.full(n_features, -1, dtype=np.int64)
+    category_values: list[tuple[int, NDArray[np.float64]]] = []
+    for name, transformer, selected in preprocessor.transformers_:
+        if isinstance(transformer, str):
+            if transformer != "drop":
+                return None
+            continue
+        inputs = np.arange(n_features)[selected]
+        outputs = np.arange(n_features)[preprocessor.output_indices_[name]]
+        if len(inputs) != len(outputs):
+            return None
+        column_of[outputs] = inputs
+        if isinstance(transformer, FunctionTransformer):
+            if is_categorical[outputs].any():
+                return None
+            continue
+        if not (
+            isinstance(transformer, OrdinalEncoder)
+            and transformer.handle_unknown == "use_encoded_value"
+            and _is_nan(transformer.unknown_value)
+            and _is_nan(transformer.encoded_missing_value)
+            and transformer.min_frequency is None
+            and transformer.max_categories is None
+        ):
+            return None
+        for output, column, categories in zip(
+            outputs, inputs, transformer.categories_, strict=True
+        ):
+            if np.asarray(categories).dtype.kind not in "fiu" or not is_categorical[output]:
+                return None
+            known = np.asarray(categories, dtype=np.float64)
+            known = known[~np.isnan(known)]
+            codes = np.arange(len(known))
+            bits = known_bits[known_row[output]]
+            if (
+                len(known) > 32 * len(bits)
+                or (np.diff(known) <= 0).any()  # codes are positions in sorted order
+                or not ((bits[codes >> 5] >> (codes & 31)) & 1).all()
+            ):
+                return None
+            category_values.append((int(column), known))
+    if (np.sort(column_of) != np.arange(n_features)).any():
+        return None
+    return column_of, tuple(category_values)
+
+
+def _is_nan(value: object) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _histogram_tree(predictor: Any, column_of: NDArray[np.int64]) -> Tree:
+    nodes = predictor.nodes
+    leaf = nodes["is_leaf"].astype(np.bool_)
+    categorical = nodes["is_categorical"].astype(np.bool_) & ~leaf
+    # bit k of word w is category 32 w + k
+    bits = np.unpackbits(
+        np.ascontiguousarray(predictor.raw_left_cat_bitsets, dtype="<u4").view(np.uint8),
+        axis=1,
+        bitorder="little",
+    )
+    return Tree(
+        left=np.where(leaf, -1, nodes["left"].astype(np.int64)),
+        right=np.where(leaf, -1, nodes["right"].astype(np.int64)),
+        feature=np.where(leaf, 0, column_of[nodes["feature_idx"]]).astype(np.int64),
+        threshold=np.where(leaf | categorical, 0.0, nodes["num_threshold"]),
+        kind=np.where(categorical, CATEGORY_CODE, NUMERIC).astype(np.int8),
+        default_left=nodes["missing_go_to_left"].astype(np.bool_),
+        cover=nodes["count"].astype(np.float64),
+        value=np.where(leaf, nodes["value"], 0.0),
+        categories={
+            int(node): np.flatnonzero(bits[nodes["bitset_idx"][node]]).tolist()
+            for node in np.flatnonzero(categorical)
+        },
     )
