@@ -29,7 +29,7 @@ pytest: $(VENV)/.dev $(CHROMIUM)
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql 2>/dev/null) main start 2>/dev/null || true
 	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
 	  export MLWARDEN_TEST_POSTGRES_URL=$${MLWARDEN_TEST_POSTGRES_URL:-$(POSTGRES_URL)}; fi; \
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 -q --durations=20
 
 # The browser tests drive real pages in Debian's Chromium (Playwright never downloads a browser).
 $(CHROMIUM):
