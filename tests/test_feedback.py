@@ -359,6 +359,19 @@ def test_feedback_api_answers_4xx_with_the_field(world: dict[str, Any]) -> None:
         assert "sensor_fault" in doc["reasons"]
         listed = client.get(f"{API}/models/line/prediction-feedback", headers=r).json()
         assert [f["prediction_id"] for f in listed] == ["p2"]
+        log_url = f"{API}/models/line/prediction-feedback"
+        shift = [
+            {"prediction_id": "p20", "role": "operator", "decision": "accepted"},
+            {"prediction_id": "p21", "role": "operator", "plausible": False},
+        ]
+        logged = client.post(log_url, json={"records": shift}, headers=w)
+        assert logged.status_code == 201, logged.text
+        assert logged.json() == {"records": 2}
+        shift.append({"prediction_id": "p22", "role": "boss", "decision": "accepted"})
+        refused = client.post(log_url, json={"records": shift}, headers=w)
+        assert refused.status_code == 422
+        assert refused.json()["field"] == "role"
+        assert len(client.get(log_url, headers=r).json()) == 3  # nothing of the refused log
         explanation = client.get(f"{API}/models/line/versions/1/explanation", headers=r).json()
         assert {g["feature"] for g in explanation["groups"]} >= {"thermal"}
 

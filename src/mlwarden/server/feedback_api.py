@@ -6,6 +6,7 @@
   answers 404, a bad role, decision, reason code or a true value of the wrong type 422, each
   naming the field;
 * ``GET  /models/{m}/prediction-feedback`` — feedback given on a model's predictions;
+  ``POST`` the same path with ``records`` — a shift's log of feedback, all or nothing;
 * ``POST /models/{m}/versions/{v}/explanations`` — attributions a client computed;
 * ``GET  /models/{m}/versions/{v}/explanation`` — a version's global explanation;
 * ``POST /models/{m}/versions/{v}/promotions`` — ask to promote a version, with held-out rows;
@@ -41,6 +42,14 @@ class FeedbackIn(BaseModel):
     plausible: bool | None = None
     explanation_comment: str = Field(default="", max_length=2_000)
     shown: dict[str, Any] | None = None
+
+
+class FeedbackLogIn(BaseModel):
+    """Many pieces of feedback at once (a shift's log): records with ``prediction_id``,
+    ``role``, and ``decision`` and/or ``plausible``; optionally ``by``, ``reason``, ``comment``,
+    ``explanation_comment``, ``at`` (the prediction's time, ISO 8601)."""
+
+    records: list[dict[str, Any]] = Field(min_length=1)
 
 
 class AttributionsIn(BaseModel):
@@ -134,6 +143,30 @@ async def give(
         )
     )
     return record.to_dict()
+
+
+@router.post("/models/{model}/prediction-feedback", tags=["feedback"], status_code=201)
+async def give_many(
+    request: Request, model: str, body: FeedbackLogIn, token: WriteToken
+) -> dict[str, Any]:
+    """Record a log of feedback at once: every record is checked first, then all are written
+    in one transaction, or none (the first bad record is named)."""
+    from mlwarden.feedback import record_feedback
+
+    settings = request.app.state.settings
+    if len(body.records) > settings.max_rows:
+        raise HTTPException(413, f"A log holds at most {settings.max_rows:,} records.")
+    frame = pl.DataFrame(body.records, infer_schema_length=None)
+    if "at" in frame.columns:
+        frame = frame.with_columns(
+            pl.col("at").cast(pl.String).str.to_datetime(time_zone="UTC", strict=False)
+        )
+    if "by" not in frame.columns and token is not None:
+        frame = frame.with_columns(pl.lit(token.name).alias("by"))
+    written = await run_in_threadpool(
+        lambda: record_feedback(request.app.state.store, request.app.state.rowlog, model, frame)
+    )
+    return {"records": written}
 
 
 @router.get("/models/{model}/prediction-feedback", tags=["feedback"])
