@@ -32,35 +32,18 @@ from mlwarden.service import evaluate
 from mlwarden.service.explain import explain_batch, explain_missing
 from mlwarden.store.metadata import Store
 from mlwarden.store.rowlog import RowLog
+from tests.plant_model import FEATURES, ROLES, fit_model, line_rows, scored
 from tests.server.conftest import API, auth
-
-FEATURES = ["temperature_c", "pressure_bar", "vibration_mm_s", "line_speed_m_min", "humidity_pct"]
-ROLES = {"defect": "target", "defect_score": "score", "prediction": "prediction"}
-
-
-def _line(n: int, **kwargs: Any) -> pl.DataFrame:
-    """Rows of the production line without missing readings (the model takes no NaN)."""
-    return production_line(n, **kwargs).with_columns(pl.col(FEATURES).fill_null(strategy="mean"))
-
-
-def _model(frame: pl.DataFrame, depth: int = 3) -> GradientBoostingClassifier:
-    model = GradientBoostingClassifier(n_estimators=30, max_depth=depth, random_state=0)
-    return model.fit(frame.select(FEATURES).to_numpy(), frame["defect"].to_numpy())
-
-
-def _scored(model: GradientBoostingClassifier, frame: pl.DataFrame) -> pl.DataFrame:
-    score = model.predict_proba(frame.select(FEATURES).to_numpy())[:, 1]
-    return frame.with_columns(
-        defect_score=pl.Series(score), prediction=pl.Series((score > 0.5).astype(np.int8))
-    )
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> dict[str, Any]:
     """Version 1 of 'line' registered with its model; 600 later rows logged and explained."""
-    reference = _line(4_000, seed=1).with_row_index("id").with_columns(pl.col("id").cast(pl.String))
-    model = _model(reference)
-    reference = _scored(model, reference)
+    reference = (
+        line_rows(4_000, seed=1).with_row_index("id").with_columns(pl.col("id").cast(pl.String))
+    )
+    model = fit_model(reference)
+    reference = scored(model, reference)
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
     registry = Registry(store)
     registry.register(
@@ -76,8 +59,8 @@ def world(tmp_path: Path) -> dict[str, Any]:
         groups={"thermal": ["temperature_c", "humidity_pct"]},
     )
     registry.promote("line", "1")
-    rows = _line(600, seed=2, start=reference["timestamp"].max() + timedelta(seconds=10))
-    rows = _scored(model, rows.with_row_index("id").with_columns(pl.format("p{}", "id")))
+    rows = line_rows(600, seed=2, start=reference["timestamp"].max() + timedelta(seconds=10))
+    rows = scored(model, rows.with_row_index("id").with_columns(pl.format("p{}", "id")))
     rows = rows.drop("defect")
     log = RowLog(tmp_path / "log")
     log.append("line", "1", rows, batch_id="b1")
@@ -233,12 +216,10 @@ def test_explanation_drift_names_the_feature_the_model_now_leans_on(
 ) -> None:
     store, log, rows, model = world["store"], world["log"], world["rows"], world["model"]
     later = rows["timestamp"].max() + timedelta(minutes=5)
-    fahrenheit = _line(400, seed=3, start=later).with_columns(
+    fahrenheit = line_rows(400, seed=3, start=later).with_columns(
         pl.col("temperature_c") * 1.8 + 32  # a firmware update reports °F
     )
-    fahrenheit = _scored(
-        model, fahrenheit.with_row_index("id").with_columns(pl.format("q{}", "id"))
-    )
+    fahrenheit = scored(model, fahrenheit.with_row_index("id").with_columns(pl.format("q{}", "id")))
     log.append("line", "1", fahrenheit.drop("defect"), batch_id="b2")
     assert explain_missing(store, log, "line", "1") == fahrenheit.height
     now = fahrenheit["timestamp"].max() + timedelta(hours=2)
@@ -272,8 +253,8 @@ def test_export_writes_the_rows_people_labelled(world: dict[str, Any]) -> None:
 def test_promotion_waits_for_review_and_is_blocked_on_regression(world: dict[str, Any]) -> None:
     store, reference = world["store"], world["reference"]
     registry = Registry(store)
-    holdout = _scored(world["model"], _line(1_500, seed=9).with_row_index("id"))
-    better = _model(reference, depth=4)
+    holdout = scored(world["model"], line_rows(1_500, seed=9).with_row_index("id"))
+    better = fit_model(reference, depth=4)
     registry.register(
         "line",
         "2",
@@ -401,11 +382,11 @@ def test_cli_exports_feedback_and_reviews_a_promotion(world: dict[str, Any]) -> 
         timestamp="timestamp",
         id="id",
         roles=ROLES,
-        estimator=_model(reference, depth=4),
+        estimator=fit_model(reference, depth=4),
         features=FEATURES,
     )
     holdout = tmp / "holdout.parquet"
-    _scored(world["model"], _line(1_000, seed=9)).write_parquet(holdout)
+    scored(world["model"], line_rows(1_000, seed=9)).write_parquet(holdout)
     asked = runner.invoke(
         cli,
         ["promotion", "request", "line", "2", str(holdout), "--tolerance", "0.1", *where],
@@ -472,7 +453,7 @@ def test_a_row_shows_the_series_checks_its_batch_fails(world: dict[str, Any]) ->
         start=later,
         faults=[StuckSensor(column="pressure_bar", start_row=100, n_rows=300)],
     ).with_columns(pl.col(FEATURES).fill_null(strategy="mean"))
-    stuck = _scored(model, stuck.with_row_index("id").with_columns(pl.format("s{}", "id")))
+    stuck = scored(model, stuck.with_row_index("id").with_columns(pl.format("s{}", "id")))
     log.append("line", "1", stuck.drop("defect"), batch_id="b3")
     store.record_batch(
         "line",
@@ -494,8 +475,8 @@ def test_the_server_explains_ingested_batches_in_the_background(world: dict[str,
     store, tmp, rows = world["store"], world["tmp"], world["rows"]
     token = store.create_token("ingest", "write")
     later = rows["timestamp"].max() + timedelta(minutes=5)
-    batch = _scored(
-        world["model"], _line(40, seed=5, start=later).with_row_index("id")
+    batch = scored(
+        world["model"], line_rows(40, seed=5, start=later).with_row_index("id")
     ).with_columns(
         pl.format("w{}", "id"), pl.col("timestamp").dt.to_string("%Y-%m-%dT%H:%M:%S%.f+00:00")
     )

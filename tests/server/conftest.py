@@ -82,15 +82,24 @@ def serve_public_and_private(data_dir: Path) -> Iterator[tuple[str, str]]:
         yield public, private
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context()
-    page = context.new_page()
+@contextmanager
+def watched(page: Any) -> Iterator[Any]:
+    """``page``, failing the test after the block on a script error in it or on a request to
+    another host."""
     errors: list[str] = []
     elsewhere: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("request", lambda r: None if r.url.startswith(LOCAL) else elsewhere.append(r.url))
     yield page
-    context.close()
     assert errors == [], f"script errors in the page: {errors}"
     assert elsewhere == [], f"requests to other hosts: {elsewhere}"
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    try:
+        with watched(context.new_page()) as page:
+            yield page
+    finally:
+        context.close()

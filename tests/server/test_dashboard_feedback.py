@@ -10,12 +10,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import numpy as np
 import polars as pl
 import pytest
-from sklearn.ensemble import GradientBoostingClassifier
 
-from mlwarden.datasets import production_line
 from mlwarden.feedback import DEFAULT_REASONS, ROLES, give_feedback, list_feedback
 from mlwarden.registry import Registry
 from mlwarden.registry.promotion import PromotionGate, request_promotion
@@ -25,11 +22,11 @@ from mlwarden.service.evaluate import evaluate
 from mlwarden.service.explain import explain_batch
 from mlwarden.store.metadata import Store
 from mlwarden.store.rowlog import RowLog
-from tests.server.conftest import LOCAL, serve
+from tests.plant_model import FEATURES, fit_model, line_rows, scored
+from tests.plant_model import ROLES as PLANT_ROLES
+from tests.server.conftest import serve, watched
 
 MODEL = "line"
-FEATURES = ["temperature_c", "pressure_bar", "vibration_mm_s", "line_speed_m_min", "humidity_pct"]
-TARGETS = {"defect": "target", "defect_score": "score", "prediction": "prediction"}
 GROUPS = {"thermal": ["temperature_c", "humidity_pct"]}
 FLAGGED = "p3"  # logged with a pressure far outside the reference's range
 
@@ -46,32 +43,15 @@ class Site:
     url: str
 
 
-def _line(n: int, **kwargs: Any) -> pl.DataFrame:
-    """Rows of the production line without missing readings (the model takes no NaN)."""
-    return production_line(n, **kwargs).with_columns(pl.col(FEATURES).fill_null(strategy="mean"))
-
-
-def _model(frame: pl.DataFrame, depth: int) -> GradientBoostingClassifier:
-    model = GradientBoostingClassifier(n_estimators=30, max_depth=depth, random_state=0)
-    return model.fit(frame.select(FEATURES).to_numpy(), frame["defect"].to_numpy())
-
-
-def _scored(model: GradientBoostingClassifier, frame: pl.DataFrame) -> pl.DataFrame:
-    score = model.predict_proba(frame.select(FEATURES).to_numpy())[:, 1]
-    return frame.with_columns(
-        defect_score=pl.Series(score), prediction=pl.Series((score > 0.5).astype(np.int8))
-    )
-
-
 def _register(registry: Registry, version: str, reference: pl.DataFrame, depth: int) -> Any:
-    model = _model(reference, depth)
+    model = fit_model(reference, depth)
     registry.register(
         MODEL,
         version,
-        _scored(model, reference),
+        scored(model, reference),
         timestamp="timestamp",
         id="id",
-        roles=TARGETS,
+        roles=PLANT_ROLES,
         segment="line",
         estimator=model,
         features=FEATURES,
@@ -86,16 +66,18 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     store = Settings(data_dir=data_dir).store()
     store.migrate()
     registry = Registry(store)
-    reference = _line(4_000, seed=1).with_row_index("id").with_columns(pl.col("id").cast(pl.String))
+    reference = (
+        line_rows(4_000, seed=1).with_row_index("id").with_columns(pl.col("id").cast(pl.String))
+    )
     model = _register(registry, "1", reference, depth=3)
     registry.promote(MODEL, "1")
     # 600 predictions after the reference, one of them on a pressure reading out of range.
-    rows = _line(600, seed=2, start=reference["timestamp"].max() + timedelta(seconds=10))
+    rows = line_rows(600, seed=2, start=reference["timestamp"].max() + timedelta(seconds=10))
     rows = rows.with_row_index("id").with_columns(pl.format("p{}", "id"))
     rows = rows.with_columns(
         pressure_bar=pl.when(pl.col("id") == FLAGGED).then(400.0).otherwise("pressure_bar")
     )
-    rows = _scored(model, rows).drop("defect")
+    rows = scored(model, rows).drop("defect")
     log = RowLog(data_dir / "log")
     log.append(MODEL, "1", rows, batch_id="b1")
     explain_batch(store, log, MODEL, "1", "b1", rows["timestamp"].min(), rows["timestamp"].max())
@@ -118,7 +100,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     evaluate(store, log, MODEL, "1", window="1h", now=rows["timestamp"].max() + timedelta(hours=2))
     # A deeper model asks to replace production and waits for a review.
     _register(registry, "2", reference, depth=4)
-    holdout = _scored(model, _line(1_500, seed=9).with_row_index("id"))
+    holdout = scored(model, line_rows(1_500, seed=9).with_row_index("id"))
     pending = request_promotion(
         store, MODEL, "2", holdout, gate=PromotionGate(tolerance=0.05, segment_tolerance=0.2)
     )
@@ -154,14 +136,11 @@ def page(context: Any) -> Iterator[Any]:
     fails the test on a script error or on a request to another host."""
     context.clear_cookies()
     page = context.new_page()
-    errors: list[str] = []
-    elsewhere: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("request", lambda r: None if r.url.startswith(LOCAL) else elsewhere.append(r.url))
-    yield page
-    page.close()
-    assert errors == [], f"script errors in the page: {errors}"
-    assert elsewhere == [], f"requests to other hosts: {elsewhere}"
+    try:
+        with watched(page):
+            yield page
+    finally:
+        page.close()
 
 
 def _sign_in(page: Any, site: Site, token: str) -> None:

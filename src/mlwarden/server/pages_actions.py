@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from mlwarden.store.metadata import Store, TokenRecord
 
-__all__ = ["STATUSES", "audit_log", "router", "same_origin"]
+__all__ = ["STATUSES", "audit_log", "noted", "router", "same_origin", "writer_form"]
 
 STATUSES: Final = ("pending", "done", "failed", "dry_run", "rejected")
 ACTIONS_PER_PAGE: Final = 200
@@ -183,28 +183,60 @@ def actions_page(
     return response
 
 
-@router.post("/actions/{action_id}/decide")
-async def decide_action(request: Request, action_id: str) -> Response:
-    """Approve or reject a pending action (form fields ``decision``, ``comment``, ``back``)."""
+async def writer_form(
+    request: Request, *, where: str, doing: str, form_name: str, limit: int = _MAX_FORM_BYTES
+) -> tuple[TokenRecord, dict[str, list[str]]] | Response:
+    """The fields of a form posted from this server's own pages by a holder of a write token,
+    or the page that refuses it (403 from elsewhere or without the token, 413 when larger than
+    ``limit`` bytes). ``where`` and ``doing`` word the refusals."""
     if not same_origin(request):
-        return _problem(
-            request, 403, "Forbidden", "Decide on actions from this server's own pages."
-        )
+        return _problem(request, 403, "Forbidden", f"{where} from this server's own pages.")
     body = await request.body()
-    if len(body) > _MAX_FORM_BYTES:
-        return _problem(request, 413, "Too large", "The decision form is limited to 16 KB.")
-    store = _store(request)
+    if len(body) > limit:
+        return _problem(
+            request, 413, "Too large", f"The {form_name} form is limited to {limit // 1024} KB."
+        )
     writer = await run_in_threadpool(_writer, request)
     if writer is None:
         return _problem(
             request,
             403,
             "Forbidden",
-            "Approving or rejecting an action needs a token of scope write, from the sign-in "
-            "cookie or a bearer header. Create one with 'mlwarden token create NAME --scope "
-            "write'.",
+            f"{doing} needs a token of scope write, from the sign-in cookie or a bearer header. "
+            "Create one with 'mlwarden token create NAME --scope write'.",
         )
-    form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return writer, parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+
+
+def noted(request: Request, target: str, kind: str, text: str) -> Response:
+    """Back to ``target`` (a path on this server) with a note (``ok`` or ``error``) for its
+    next view."""
+    response = RedirectResponse(f"{_root(request)}{target}", 303)
+    response.set_cookie(
+        FLASH,
+        f"{kind}:{quote(' '.join(text.split())[:_FLASH_CHARS], safe='')}",
+        max_age=60,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path=f"{_root(request)}/",
+    )
+    return response
+
+
+@router.post("/actions/{action_id}/decide")
+async def decide_action(request: Request, action_id: str) -> Response:
+    """Approve or reject a pending action (form fields ``decision``, ``comment``, ``back``)."""
+    posted = await writer_form(
+        request,
+        where="Decide on actions",
+        doing="Approving or rejecting an action",
+        form_name="decision",
+    )
+    if not isinstance(posted, tuple):
+        return posted
+    writer, form = posted
+    store = _store(request)
     decision = (form.get("decision") or [""])[0]
     comment = (form.get("comment") or [""])[0].strip()
     back = _back((form.get("back") or [""])[0])
@@ -255,15 +287,4 @@ async def decide_action(request: Request, action_id: str) -> Response:
                 f"Action {entry.id} ({entry.action} of policy '{entry.policy}' on "
                 f"{entry.model}) {verb} by {writer.name}{now}.",
             )
-    response = RedirectResponse(f"{_root(request)}{back}", 303)
-    kind, text = note
-    response.set_cookie(
-        FLASH,
-        f"{kind}:{quote(' '.join(text.split())[:_FLASH_CHARS], safe='')}",
-        max_age=60,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path=f"{_root(request)}/",
-    )
-    return response
+    return noted(request, back, *note)

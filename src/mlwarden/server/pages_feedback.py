@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, Final, TypeGuard
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 import polars as pl
 from fastapi import APIRouter, Query, Request
@@ -47,7 +47,7 @@ from mlwarden.server.dashboard import (
     _store,
     series_figure,
 )
-from mlwarden.server.pages_actions import FLASH, _flash, _writer, same_origin
+from mlwarden.server.pages_actions import FLASH, _flash, _writer, noted, writer_form
 
 if TYPE_CHECKING:
     from fastapi.responses import Response
@@ -62,7 +62,6 @@ MAX_BARS: Final = 12
 SHIFT_COLUMNS: Final = 5
 MAX_TEXT: Final = 2_000
 MAX_FORM_BYTES: Final = 262_144
-_FLASH_CHARS: Final = 1_000
 _UP: Final = "#cf222e"
 _DOWN: Final = "#0969da"
 _TOTAL: Final = "#57606a"
@@ -632,21 +631,16 @@ def _record_feedback(
 async def give_feedback_form(request: Request, model: str, prediction_id: str) -> Response:
     """Record the feedback form of a prediction page (write token, same origin); back to the
     page with a note, or the page again with the field that did not validate."""
-    if not same_origin(request):
-        return _problem(request, 403, "Forbidden", "Give feedback from this server's own pages.")
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        return _problem(request, 413, "Too large", "The feedback form is limited to 256 KB.")
-    writer = await run_in_threadpool(_writer, request)
-    if writer is None:
-        return _problem(
-            request,
-            403,
-            "Forbidden",
-            "Giving feedback needs a token of scope write, from the sign-in cookie or a bearer "
-            "header. Create one with 'mlwarden token create NAME --scope write'.",
-        )
-    form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    posted = await writer_form(
+        request,
+        where="Give feedback",
+        doing="Giving feedback",
+        form_name="feedback",
+        limit=MAX_FORM_BYTES,
+    )
+    if not isinstance(posted, tuple):
+        return posted
+    writer, form = posted
 
     def field(name: str) -> str:
         return (form.get(name) or [""])[0].strip()
@@ -678,22 +672,7 @@ async def give_feedback_form(request: Request, model: str, prediction_id: str) -
             )
         )
     target = f"/models/{quote(model, safe='')}/predictions/{quote(prediction_id, safe='')}"
-    return _noted(request, f"{target}#feedback", "ok", f"Feedback recorded, by {writer.name}.")
-
-
-def _noted(request: Request, target: str, kind: str, text: str) -> Response:
-    """Back to ``target`` (a path on this server) with a note for its next view."""
-    response = RedirectResponse(f"{_root(request)}{target}", 303)
-    response.set_cookie(
-        FLASH,
-        f"{kind}:{quote(' '.join(text.split())[:_FLASH_CHARS], safe='')}",
-        max_age=60,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path=f"{_root(request)}/",
-    )
-    return response
+    return noted(request, f"{target}#feedback", "ok", f"Feedback recorded, by {writer.name}.")
 
 
 # -- helpers --------------------------------------------------------------------------------------

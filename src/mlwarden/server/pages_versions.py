@@ -14,20 +14,19 @@ from __future__ import annotations
 import math
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from mlwarden.exceptions import ConflictError, NotFoundError, ParameterError
 from mlwarden.server.dashboard import Plot, Viewer, _dumps, _problem, _render, _root, _store
-from mlwarden.server.pages_actions import FLASH, _flash, _writer, same_origin
+from mlwarden.server.pages_actions import FLASH, _flash, _writer, noted, writer_form
 from mlwarden.server.pages_feedback import (
     MAX_FORM_BYTES,
     MAX_TEXT,
     _finite,
     _global_explanation,
-    _noted,
     _round,
     _why_not,
 )
@@ -218,23 +217,16 @@ async def review_promotion_form(request: Request, promotion_id: str) -> Response
     same origin); back to the version page with a note."""
     from mlwarden.registry.promotion import get_promotion, review_promotion
 
-    if not same_origin(request):
-        return _problem(
-            request, 403, "Forbidden", "Review promotions from this server's own pages."
-        )
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        return _problem(request, 413, "Too large", "The review form is limited to 256 KB.")
-    writer = await run_in_threadpool(_writer, request)
-    if writer is None:
-        return _problem(
-            request,
-            403,
-            "Forbidden",
-            "Reviewing a promotion needs a token of scope write, from the sign-in cookie or a "
-            "bearer header. Create one with 'mlwarden token create NAME --scope write'.",
-        )
-    form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    posted = await writer_form(
+        request,
+        where="Review promotions",
+        doing="Reviewing a promotion",
+        form_name="review",
+        limit=MAX_FORM_BYTES,
+    )
+    if not isinstance(posted, tuple):
+        return posted
+    writer, form = posted
     decision = (form.get("decision") or [""])[0]
     comment = (form.get("comment") or [""])[0].strip()
     if decision not in ("approve", "reject"):
@@ -283,7 +275,7 @@ async def review_promotion_form(request: Request, promotion_id: str) -> Response
         f"/models/{quote(current.model, safe='')}/versions/{quote(current.version, safe='')}"
         f"#promotion-{current.id}"
     )
-    return _noted(request, target, *note)
+    return noted(request, target, *note)
 
 
 # -- helpers --------------------------------------------------------------------------------------

@@ -370,11 +370,7 @@ class RowLog:
         """The per-prediction attributions of a model whose event time is in ``[start, end)``,
         oldest first; parameters are those of :meth:`read`."""
         _check_name(model, "model", "RowLog.explanations")
-        where, params = _range(timestamp, start, end)
-        if version is not None:
-            where.append(f"{MODEL_VERSION} = $version")
-            params["version"] = str(version)
-        return self._select(EXPLANATIONS, model, start, end, columns, timestamp, where, params)
+        return self._read_versioned(EXPLANATIONS, model, start, end, columns, version, timestamp)
 
     def append_labels(
         self,
@@ -478,11 +474,24 @@ class RowLog:
             has no rows in the range.
         """
         _check_name(model, "model", "RowLog.read")
+        return self._read_versioned(ROWS, model, start, end, columns, version, timestamp)
+
+    def _read_versioned(
+        self,
+        kind: Kind,
+        model: str,
+        start: datetime | date | None,
+        end: datetime | date | None,
+        columns: Sequence[str] | None,
+        version: str | int | None,
+        timestamp: str,
+    ) -> pl.DataFrame:
+        """Rows (or attributions) in ``[start, end)``, of one model version when given."""
         where, params = _range(timestamp, start, end)
         if version is not None:
             where.append(f"{MODEL_VERSION} = $version")
             params["version"] = str(version)
-        return self._select(ROWS, model, start, end, columns, timestamp, where, params)
+        return self._select(kind, model, start, end, columns, timestamp, where, params)
 
     def labels(
         self,
