@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from mlwarden.exceptions import ParameterError
 
 if TYPE_CHECKING:
+    from mlwarden.alerting.null import NullModel
     from mlwarden.profiling import ColumnProfile
     from mlwarden.schema import Kind
 
@@ -85,6 +86,11 @@ class DriftTest(ABC):
     @abstractmethod
     def compute(self, reference: ColumnProfile, current: ColumnProfile) -> DriftOutcome:
         """Compare the current column's profile with the reference column's profile."""
+
+    def null_model(self, reference: ColumnProfile, current: ColumnProfile) -> NullModel | None:
+        """How the effect size behaves without drift on samples of these sizes (see
+        :mod:`mlwarden.alerting.null`), for tests that have a sampling theory; None otherwise."""
+        return None
 
     def applies_to(self, kind: Kind) -> bool:
         """True when the test can compare columns of this kind."""

@@ -11,7 +11,9 @@ import polars as pl
 from scipy import stats
 
 from mlwarden.drift.base import DriftTest, make_test
-from mlwarden.drift.reference import as_reference, tail_probability
+from mlwarden.drift.location import location_null, location_shift
+from mlwarden.drift.reference import Reference, as_reference, tail_probability
+from mlwarden.drift.regimes import PHASE
 from mlwarden.exceptions import InputError, ParameterError
 from mlwarden.profiling import Profile, profile
 from mlwarden.schema import Kind, Role
@@ -19,6 +21,8 @@ from mlwarden.schema import Kind, Role
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from pathlib import Path
+
+    from mlwarden.alerting.null import NullModel
 
 Alarm = Literal["calibrated", "threshold", "p_value"]
 Correction = Literal["fdr_bh", "holm", "bonferroni", "none"]
@@ -34,7 +38,9 @@ _STRING_KINDS = {Kind.CATEGORICAL, Kind.TEXT}
 
 @dataclass(frozen=True, slots=True)
 class ColumnDrift:
-    """The drift verdict on one column."""
+    """The drift verdict on one column; for a numeric column also ``shift``, how far and which
+    way its median moved, in reference standard deviations
+    (:func:`~mlwarden.drift.location.location_shift`)."""
 
     column: str
     kind: Kind
@@ -48,6 +54,9 @@ class ColumnDrift:
     p_value_adjusted: float | None = None
     approximate: bool = False
     note: str = ""
+    null: NullModel | None = field(default=None, compare=False, repr=False)
+    shift: float | None = None
+    shift_null: NullModel | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (non-finite numbers become None)."""
@@ -63,6 +72,7 @@ class ColumnDrift:
             "drifted": self.drifted,
             "approximate": self.approximate,
             "note": self.note,
+            "shift": _finite(self.shift),
         }
 
 
@@ -213,7 +223,7 @@ def compare(
     ref = as_reference(reference, kinds=kinds, roles=roles)
     ref_profile = ref.profile
     chosen = _choose_columns(ref_profile, columns)
-    cur_profile = _profile_current(current, ref_profile, chosen)
+    cur_profile = _profile_current(current, ref, chosen)
     if cur_profile.n_rows == 0:
         raise InputError("The current data has no rows; there is nothing to compare.")
 
@@ -235,6 +245,10 @@ def compare(
     tail = tail_probability(alpha, len(planned))
     for name, test in planned:
         r, c = ref_profile[name], cur_profile[name]
+        note = ""
+        within = ref.within(name, cur_profile, test)
+        if within is not None:
+            r, note = within
         outcome = test.compute(r, c)
         if thresholds and name in thresholds:
             threshold, source = float(thresholds[name]), "user"
@@ -256,7 +270,10 @@ def compare(
             threshold_source=source,
             drifted=bool(outcome.effect_size > threshold),
             approximate=outcome.approximate,
-            note=outcome.note,
+            note="; ".join(n for n in (note, outcome.note) if n),
+            null=test.null_model(r, c),
+            shift=location_shift(r, c) if r.kind is Kind.NUMERIC else None,
+            shift_null=location_null(r, c) if r.kind is Kind.NUMERIC else None,
         )
     notes: list[str] = []
     if alarm == "p_value":
@@ -283,16 +300,21 @@ def _choose_columns(ref: Profile, columns: Sequence[str] | None) -> list[str]:
     return [c.name for c in ref if c.role in _TESTED_ROLES]
 
 
-def _profile_current(current: object, ref: Profile, chosen: list[str]) -> Profile:
+def _profile_current(current: object, reference: Reference, chosen: list[str]) -> Profile:
     if isinstance(current, Profile):
         return current
     from mlwarden import frames
 
-    frame = frames.to_polars(current)
+    ref = reference.profile
+    frame = reference.regimes.prepare(frames.to_polars(current))
     present = [n for n in chosen if n in frame.columns]
+    # The regimes a conditioned column is compared within, profiled but not tested.
+    regimes = [r for r in [*reference.regimes.columns, PHASE] if r in frame.columns]
+    extra = [r for r in regimes if r not in present]
     # Strings are read as the reference read them, so that categorical/text choices agree.
     kinds = {n: ref[n].kind for n in present if ref[n].kind in _STRING_KINDS}
-    return profile(frame.select(present), kinds=kinds, config=ref.config)
+    kinds |= dict.fromkeys(extra, Kind.CATEGORICAL)
+    return profile(frame.select(present + extra), kinds=kinds, config=ref.config)
 
 
 def _untestable(name: str, ref: Profile, cur: Profile) -> str:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from scipy.spatial import distance
 
+from mlwarden.alerting.null import NullModel
 from mlwarden.drift._distributions import binned
 from mlwarden.drift.base import DriftOutcome, DriftTest
 from mlwarden.schema import Kind
@@ -39,3 +40,13 @@ class JensenShannon(DriftTest, key="jensen_shannon"):
         js = float(distance.jensenshannon(b.p, b.q, base=2.0))
         js = 0.0 if js != js else round(js, 12)  # NaN only for two empty sides
         return DriftOutcome(js, js, None, b.approximate, b.note)
+
+    def null_model(self, reference: ColumnProfile, current: ColumnProfile) -> NullModel | None:
+        """Pearson's chi-squared with one degree of freedom per category beyond the first:
+        ``8·n·ln 2·J²`` to second order, at the effective size ``n·m/(n+m)``."""
+        n, m = current.count, reference.count
+        b = binned(reference, current)
+        categories = int((b.reference + b.current > 0).sum())
+        if n <= 0 or m <= 0 or categories < 2:
+            return None
+        return NullModel("chi2", n=n * m / (n + m), df=float(categories - 1))

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import stats
 
+from mlwarden.alerting.null import NullModel
 from mlwarden.drift.base import DriftOutcome, DriftTest
 from mlwarden.schema import Kind
 
@@ -50,3 +51,10 @@ class KolmogorovSmirnov(DriftTest, key="ks"):
             f"from sketches, D within ±{rq.rank_error + cq.rank_error:.2%}" if approximate else ""
         )
         return DriftOutcome(d, d, p, approximate, note)
+
+    def null_model(self, reference: ColumnProfile, current: ColumnProfile) -> NullModel | None:
+        """Kolmogorov's distribution at the effective size ``n·m/(n+m)``."""
+        n, m = current.count, reference.count
+        if n <= 0 or m <= 0:
+            return None
+        return NullModel("ks", n=n * m / (n + m))

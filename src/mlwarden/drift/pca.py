@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
+from mlwarden.alerting.null import NullModel
 from mlwarden.drift._features import (
     F64,
     FeatureEncoder,
@@ -254,6 +255,7 @@ class PCAReconstruction:
         means = np.add.reduceat(errors, edges[:-1]) / np.diff(edges)
         self.chunk_rows_ = rows / chunks
         self.chunk_mean_ = float(means.mean())
+        self.row_std_ = float(errors.std(ddof=1))
         # A few chunks can understate the spread; rows drawn independently give its floor.
         self.chunk_std_ = max(
             float(means.std(ddof=1)), float(errors.std(ddof=1)) / math.sqrt(self.chunk_rows_)
@@ -298,6 +300,14 @@ class PCAReconstruction:
             per_column_contribution=tuple(ranking),
             notes=self.encoder_.notes_,
         )
+
+    def null_model(self, rows: int) -> NullModel:
+        """How a window's mean reconstruction error behaves without drift, rows taken as
+        independent: centred on the reference's held-out error, with its standard error."""
+        check_fitted(self, "pca_")
+        row_std = getattr(self, "row_std_", self.chunk_std_ * math.sqrt(self.chunk_rows_))
+        scale = max(row_std, 1e-12) / math.sqrt(max(rows, 1))
+        return NullModel("gauss", center=self.chunk_mean_, scale=scale, high=math.inf)
 
     def _errors(self, matrix: F64, pca: Any = None) -> tuple[F64, F64]:
         """Per row: the reconstruction error, and the squared error summed per source column."""

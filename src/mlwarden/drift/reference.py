@@ -10,6 +10,11 @@ false-alarm probability of ``alpha / n_columns`` (family-wise control, Bonferron
 window shorter than a chunk gets a wider threshold, scaled by how the test's effect shrinks with
 sample size; a longer one keeps the chunk-length threshold, which is conservative. No threshold
 falls below the test's smallest meaningful effect.
+
+Fitted with a ``timestamp`` and the ``window`` it will be compared in, a reference also learns
+its :class:`~mlwarden.drift.regimes.Regimes`: the recipe, product or phase of the day within
+which each numeric column is compared, like with like (Kolmogorov-Smirnov against the mixture of
+the regimes' reference distributions in the current batch's proportions).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import numpy as np
 from scipy import stats
 
 from mlwarden import frames
+from mlwarden.drift.regimes import PHASE, Regimes
 from mlwarden.exceptions import FormatError, InputError, check_int
 from mlwarden.profiling import ColumnProfile, HyperLogLog, Profile, ProfileConfig, profile
 from mlwarden.schema import Kind
@@ -38,7 +44,7 @@ DEFAULT_CHUNKS = 20
 MIN_CHUNK_ROWS = 50
 MIN_INDEPENDENT = 10
 _MAGIC = b"MLWREF"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +96,7 @@ class Reference:
 
     profile: Profile
     chunks: list[Profile]
+    regimes: Regimes = field(default_factory=Regimes)
     _spreads: dict[tuple[str, str, int], NullSpread] = field(default_factory=dict)
 
     @classmethod
@@ -102,8 +109,14 @@ class Reference:
         roles: Mapping[str, str | Role] | None = None,
         chunks: int = DEFAULT_CHUNKS,
         config: ProfileConfig | None = None,
+        timestamp: str | None = None,
+        window: str | None = None,
+        regimes: bool = True,
     ) -> Reference:
-        """Profile the reference in ``chunks`` contiguous chunks (fewer for a small reference)."""
+        """Profile the reference in ``chunks`` contiguous chunks (fewer for a small reference),
+        and (with ``regimes``) learn the regimes its numeric columns are compared within; the
+        phase of the day or week counts as one when a ``timestamp`` and the ``window`` the
+        reference will be compared in are given (pass the reference in time order)."""
         check_int(chunks, "chunks", "Reference.fit", 2, 1000)
         frame = frames.to_polars(data, columns=columns)
         if frame.height == 0:
@@ -117,7 +130,23 @@ class Reference:
         whole = parts[0]
         for part in parts[1:]:
             whole = whole.merge(part)
-        return cls(whole, parts)
+        found = Regimes()
+        if regimes:
+            from mlwarden.quality._durations import parse_duration
+
+            schema = whole.schema
+            found = Regimes.detect(
+                frame,
+                kinds={c.name: c.kind for c in schema},
+                roles={c.name: c.role for c in schema},
+                timestamp=timestamp if timestamp in frame.columns else None,
+                window_seconds=None
+                if window is None
+                else parse_duration(window, "window", "Reference.fit"),
+                config=whole.config,
+                chunk_bounds=[int(b) for b in bounds],
+            )
+        return cls(whole, parts, found)
 
     @property
     def n_rows(self) -> int:
@@ -138,6 +167,8 @@ class Reference:
             # three long runs would give useless (huge) prediction bounds.
             group = max(1, min(round(n_rows / chunk_rows), len(self.chunks) // MIN_INDEPENDENT))
         key = (column, test.key, group)
+        if key not in self._spreads and self.conditioned(column, test):
+            self._spreads[key] = self._conditioned_spread(column, test, group, chunk_rows)
         if key not in self._spreads:
             parts = [_needed(chunk[column]) for chunk in self.chunks]
             k = len(parts)
@@ -168,6 +199,66 @@ class Reference:
             self._spreads[key] = NullSpread(mean, std, chunk_rows * group, k // group)
         return self._spreads[key]
 
+    def conditioned(self, column: str, test: DriftTest) -> bool:
+        """Whether ``column`` is compared within its regime by ``test``: Kolmogorov-Smirnov
+        reads a numeric mixture's distribution function, Jensen-Shannon a categorical mixture's
+        shares (other tests compare whole distributions)."""
+        if column not in self.regimes.given or column not in self.profile.columns:
+            return False
+        numeric = self.profile[column].kind is Kind.NUMERIC
+        return test.key == "ks" if numeric else test.key == "jensen_shannon"
+
+    def within(
+        self, column: str, current: Profile, test: DriftTest
+    ) -> tuple[ColumnProfile, str] | None:
+        """The reference's ``column`` mixed in the current batch's regime proportions, and a
+        note saying so; None when the column is not conditioned or the batch lacks its regime."""
+        if not self.conditioned(column, test):
+            return None
+        regime = self.regimes.given[column]
+        weights = self.regimes.weights(current, regime)
+        if weights is None:
+            return None
+        what = (
+            self.regimes.phase.describe()
+            if regime == PHASE and self.regimes.phase
+            else f"'{regime}'"
+        )
+        mixed = self.regimes.mixture(column, self.profile[column], weights)
+        return mixed, f"compared within {what}"
+
+    def _conditioned_spread(
+        self, column: str, test: DriftTest, group: int, chunk_rows: float
+    ) -> NullSpread:
+        """The spread of a conditioned column's effect: each run of chunks against the
+        reference's regimes mixed in the run's proportions (the run is part of those regime
+        profiles, which makes the effects a little smaller than out of sample)."""
+        regime = self.regimes.given[column]
+        k = len(self.chunks)
+        effects = []
+        for start in range(k - group + 1):  # one comparison per run of chunks
+            run = self.chunks[start]
+            for part in self.chunks[start + 1 : start + group]:
+                run = run.merge(part)
+            if regime == PHASE:
+                counts: dict[str, int] = {}
+                for c in range(start, start + group):
+                    chunk_counts = (
+                        self.regimes.chunk_weights[c] if c < len(self.regimes.chunk_weights) else {}
+                    )
+                    for value, n in chunk_counts.items():
+                        counts[value] = counts.get(value, 0) + n
+                total = sum(counts.values())
+                weights = {v: n / total for v, n in counts.items()} if total else {}
+            else:
+                weights = self.regimes.weights(run, regime) or {}
+            mixed = self.regimes.mixture(column, self.profile[column], weights)
+            effects.append(test.compute(mixed, run[column]).effect_size)
+        usable = np.asarray([e for e in effects if math.isfinite(e)], dtype=np.float64)
+        mean = float(usable.mean()) if usable.size else 0.0
+        std = float(usable.std(ddof=1)) if usable.size > 1 else 0.0
+        return NullSpread(mean, std, chunk_rows * group, k // group)
+
     def threshold(
         self, column: str, test: DriftTest, *, n_rows: int, n_columns: int, alpha: float = 0.05
     ) -> float:
@@ -181,6 +272,7 @@ class Reference:
             "format_version": FORMAT_VERSION,
             "profile": self.profile.to_dict(),
             "chunks": [c.to_dict() for c in self.chunks],
+            "regimes": self.regimes.to_dict() if self.regimes else None,
         }
         packed: bytes = msgpack.packb(doc, use_bin_type=True)
         return _MAGIC + packed
@@ -194,12 +286,16 @@ class Reference:
             doc: dict[str, Any] = msgpack.unpackb(data[len(_MAGIC) :], raw=False)
         except (ValueError, msgpack.ExtraData, msgpack.FormatError) as exc:
             raise FormatError(f"Corrupt reference: {exc}.") from exc
-        if doc.get("format_version") != FORMAT_VERSION:
+        if doc.get("format_version") not in (1, FORMAT_VERSION):
             raise FormatError(
                 f"Unsupported reference format version {doc.get('format_version')!r}; this "
-                f"mlwarden reads version {FORMAT_VERSION}."
+                f"mlwarden reads versions 1 to {FORMAT_VERSION}."
             )
-        return cls(Profile.from_dict(doc["profile"]), [Profile.from_dict(c) for c in doc["chunks"]])
+        return cls(
+            Profile.from_dict(doc["profile"]),
+            [Profile.from_dict(c) for c in doc["chunks"]],
+            Regimes.from_dict(doc.get("regimes")),
+        )
 
 
 def _needed(column: ColumnProfile) -> ColumnProfile:
