@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Final
 
@@ -56,3 +57,35 @@ def format_duration(seconds: float) -> str:
         return f"{sign}{hours} h" + (f" {minutes} min" if minutes else "")
     days, hours = divmod(hours, 24)
     return f"{sign}{days} d" + (f" {hours} h" if hours else "")
+
+
+def duration_text(seconds: float) -> str:
+    """A duration string :func:`parse_duration` reads, rounded *up* to a short form.
+
+    At most two units, so it reads at a glance and lies at most one unit of the smaller above
+    ``seconds`` (milliseconds below 1 s, seconds below 1 h, minutes below 1 d, hours above).
+
+    Example:
+        >>> duration_text(585.0), duration_text(7979.5), duration_text(0.25)
+        ('9m45s', '2h13m', '250ms')
+    """
+    if not seconds > 0:
+        return "0s"
+    if seconds < 1:
+        return f"{_ceil_units(seconds, 0.001)}ms"
+    if seconds < 60:
+        return f"{_ceil_units(seconds, 1.0)}s"
+    if seconds < 3600:
+        big, small, units = 60, 1.0, ("m", "s")
+    elif seconds < 86400:
+        big, small, units = 60, 60.0, ("h", "m")
+    else:
+        big, small, units = 24, 3600.0, ("d", "h")
+    whole, rest = divmod(_ceil_units(seconds, small), big)
+    return f"{whole}{units[0]}" + (f"{rest}{units[1]}" if rest else "")
+
+
+def _ceil_units(seconds: float, unit: float) -> int:
+    """The fewest whole ``unit`` that hold ``seconds`` (guarded against a rounded division)."""
+    n = math.ceil(seconds / unit)
+    return n + 1 if n * unit < seconds else n

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union, get_args, get_o
 import polars as pl
 
 from mlwarden.exceptions import ParameterError
+from mlwarden.quality._relax import check_margin, widen_share
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from datetime import datetime
 
 Severity = Literal["warning", "error"]
@@ -169,6 +170,9 @@ class Check(ABC):
     * ``judge(stats)`` — the verdict, from the measured numbers.
 
     ``ordered = True`` asks the engine to sort rows by the suite's entity and timestamp first.
+
+    A check whose limit can move past what clean data showed also overrides ``relaxed`` and
+    names the parameters that hold its limit in ``limit_parameters``.
     """
 
     key: ClassVar[str]
@@ -179,6 +183,9 @@ class Check(ABC):
     repairable: ClassVar[bool] = False
     row_local: ClassVar[bool] = False
     example: ClassVar[dict[str, Any]] = {}
+    limit_parameters: ClassVar[dict[str, str]] = {}
+    """The parameters that hold the check's limit, each with the unit of a plain number in it
+    ("s" for a duration given in seconds, else ""): what :meth:`describe_limit` reports."""
     _registry: ClassVar[dict[str, type[Check]]] = {}
 
     severity: Severity | None = None
@@ -245,6 +252,54 @@ class Check(ABC):
         """The limit the observed value is held to, as plain data (for reports and JSON)."""
         return None
 
+    def relaxed(self, observed: Sequence[Any], margin: float) -> Check | None:
+        """A copy of this check whose limit lies ``margin`` times as far out as the worst of
+        ``observed`` (what the failing windows measured: ``CheckResult.observed`` of each failed
+        result of this check), so that those windows would pass with room to spare; None when
+        the check has no limit that can move (the caller then makes it warn instead).
+
+        The limit only ever moves outward. Checks with a limit override this; the others (an
+        allowed set, a pattern, a rule, the schema: a new category is not a wider limit) keep
+        this default.
+
+        Parameters:
+            observed: the observed value of each failing window (entries that carry no
+                measurement, such as None, are skipped).
+            margin: how many times as far out as the worst observation the new limit lies; a
+                finite number > 1.
+
+        Example:
+            >>> from mlwarden.quality import AllowedValues, Spike
+            >>> Spike(column="pressure_bar", max_z=8.0).relaxed([12.0, 9.5], 1.5).max_z
+            18.0
+            >>> print(AllowedValues(column="line", values=["L1"]).relaxed([0.5], 1.5))
+            None
+        """
+        check_margin(margin)
+        return None
+
+    def describe_limit(self) -> str:
+        """The check's limit in words, for a note on what was widened (e.g. 'max_duration 2h').
+
+        Example:
+            >>> from mlwarden.quality import Range, Stuck
+            >>> Stuck(column="temperature_c", max_duration="2h").describe_limit()
+            'max_duration 2h'
+            >>> Range(column="temperature_c", min=150, max=320.5).describe_limit()
+            'min 150, max 320.5'
+        """
+        if not self.limit_parameters:
+            return f"limit {_plain(self.threshold())}"
+        groups = getattr(self, "groups", None) or {}
+        parts = []
+        for name, unit in self.limit_parameters.items():
+            value = getattr(self, name)
+            if any(name in g for g in groups.values()):
+                parts.append(f"{name} set per {getattr(self, 'by', None)}")
+            elif value is not None:
+                parts.append(f"{name} {_limit_text(value, unit)}")
+        return ", ".join(parts) or "no limit"
+
     # -- shared behaviour ----------------------------------------------------------------------
 
     @property
@@ -284,6 +339,13 @@ class Check(ABC):
 
 
 _COMMON = ("by", "groups", "max_share", "severity")
+
+
+def _limit_text(value: Any, unit: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(_plain(value))
+    text = f"{value:.10g}"
+    return f"{text} {unit}" if unit else text
 
 
 def _plain(value: Any) -> Any:
@@ -475,6 +537,19 @@ class RowCheck(Check):
         """The observed value reported (default: the share of failing rows)."""
         return stats.n_failed / stats.n_checked if stats.n_checked else 0.0
 
+    def relaxed_share(self, observed: Sequence[Any], margin: float) -> Check | None:
+        """This check made rate-based: ``max_share`` raised to ``margin`` times the worst
+        observed share of failing rows (at most 1), for checks whose observed value is that
+        share; None when no observed share exceeds the current ``max_share``.
+
+        Example:
+            >>> from mlwarden.quality import NotNull
+            >>> NotNull(column="humidity_pct").relaxed_share([0.02, 0.01], 1.5).max_share
+            0.03
+        """
+        share = widen_share(self.max_share, observed, check_margin(margin))
+        return None if share is None else dataclasses.replace(self, max_share=share)
+
     def explain(self, stats: Stats, passed: bool) -> str:
         tolerance = (
             f" (tolerated: {share(round(self.max_share * stats.n_checked), stats.n_checked)})"
@@ -543,6 +618,10 @@ class Grouped(Check):
     def reads(self) -> tuple[str, ...]:
         own = super().reads()
         return (*own, self.by) if self.by is not None and self.by not in own else own
+
+    def sets_per_group(self, *names: str) -> bool:
+        """Whether a group overrides one of the parameters ``names``."""
+        return any(name in values for values in (self.groups or {}).values() for name in names)
 
     def limit_text(self, text: str) -> str:
         """``text`` (the check's own limit), or a note that each group has its own limit."""

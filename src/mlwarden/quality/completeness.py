@@ -20,7 +20,9 @@ from mlwarden.exceptions import ParameterError
 from mlwarden.quality.base import Dimension, RowCheck, Stats, share
 
 if TYPE_CHECKING:
-    from mlwarden.quality.base import Context
+    from collections.abc import Sequence
+
+    from mlwarden.quality.base import Check, Context
 
 
 def missing(column: str, dtype: pl.DataType | None) -> pl.Expr:
@@ -47,6 +49,7 @@ class NotNull(RowCheck, key="not_null"):
     row_local = True
     dimension = Dimension.COMPLETENESS
     example = {"column": "numeric"}
+    limit_parameters = {"max_share": ""}
     repairable = True
     column: str
 
@@ -66,6 +69,16 @@ class NotNull(RowCheck, key="not_null"):
 
     def threshold(self) -> Any:
         return self.max_share
+
+    def relaxed(self, observed: Sequence[Any], margin: float) -> Check | None:
+        """Nulls tolerated: ``max_share`` raised to ``margin`` x the worst share of missing values
+        observed (``observed`` holds that share per failing window), at most 1.
+
+        Example:
+            >>> NotNull(column="humidity_pct").relaxed([0.004, 0.01], 1.5).max_share
+            0.015
+        """
+        return self.relaxed_share(observed, margin)
 
     def explain(self, stats: Stats, passed: bool) -> str:
         if stats.n_failed == 0:
@@ -100,6 +113,7 @@ class RowCompleteness(RowCheck, key="row_completeness"):
     row_local = True
     dimension = Dimension.COMPLETENESS
     example = {"min_filled": 0.5}
+    limit_parameters = {"max_share": ""}
     columns: tuple[str, ...] | None = None
     min_filled: float = 0.5
 
@@ -133,6 +147,17 @@ class RowCompleteness(RowCheck, key="row_completeness"):
 
     def threshold(self) -> Any:
         return self.max_share
+
+    def relaxed(self, observed: Sequence[Any], margin: float) -> Check | None:
+        """Incomplete rows tolerated: ``max_share`` raised to ``margin`` x the worst share of
+        incomplete rows observed (``observed`` holds that share per failing window), at most 1;
+        ``min_filled`` stays.
+
+        Example:
+            >>> RowCompleteness(min_filled=0.5).relaxed([0.1], 2.0).max_share
+            0.2
+        """
+        return self.relaxed_share(observed, margin)
 
     def rule_text(self) -> str:
         return f"'at least {self.min_filled:.0%} of the columns filled'"

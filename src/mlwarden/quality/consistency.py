@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from mlwarden.exceptions import ParameterError
-from mlwarden.quality.base import Dimension, RowCheck, Stats
+from mlwarden.quality.base import Dimension, RowCheck
 
 if TYPE_CHECKING:
     from mlwarden.quality.base import Context
@@ -180,9 +180,6 @@ class Monotonic(RowCheck, key="monotonic"):
         if ctx.entity:
             previous = previous.over(list(ctx.entity))
         return t < previous
-
-    def observed(self, stats: Stats) -> Any:
-        return stats.n_failed
 
     def threshold(self) -> Any:
         return self.max_share

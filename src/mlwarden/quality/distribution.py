@@ -14,15 +14,18 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
 
 from mlwarden.exceptions import ParameterError
+from mlwarden.quality._relax import check_margin, numbers, widen_interval
 from mlwarden.quality.base import Check, Dimension, Stats, Verdict, number
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from mlwarden.quality.base import Context
 
 
@@ -64,6 +67,9 @@ class _Band(Check):
     """
 
     dimension = Dimension.CONSISTENCY
+    limit_parameters = {"min": "", "max": ""}
+    floor: ClassVar[float | None] = None
+    """The least value the statistic can take (a widened ``min`` stops there)."""
     column: str
     min: float | None = None
     max: float | None = None
@@ -94,6 +100,27 @@ class _Band(Check):
 
     def threshold(self) -> Any:
         return [self.min, self.max]
+
+    def relaxed(self, observed: Sequence[Any], margin: float) -> Check | None:
+        """The crossed side(s) of the band moved out as ``Range.relaxed`` does.
+
+        ``observed`` holds, per failing window, the statistic that left the band (with
+        ``window``, the lowest one per window when a window fell below, else the highest: when
+        both sides were crossed in one validation only the low side is seen, so the high side of
+        that validation is not widened). None when no observed value lies outside the band.
+
+        Example:
+            >>> Mean(column="temperature_c", min=220, max=240).relaxed([243.0], 1.5).max
+            249.5
+        """
+        margin = check_margin(margin)
+        values = numbers(observed)
+        if not values:
+            return None
+        widened = widen_interval(self.min, self.max, values, values, margin, floor=self.floor)
+        if widened is None:
+            return None
+        return replace(self, min=widened[0], max=widened[1])
 
     def judge(self, stats: Stats) -> Verdict:
         v = stats.values
@@ -158,6 +185,7 @@ class Std(_Band, key="std"):
 
     example = {"column": "numeric", "min": 0.5, "max": 2.0}
     statistic = "standard deviation"
+    floor = 0.0
 
     def _statistic(self, x: pl.Expr) -> pl.Expr:
         return x.std()
@@ -206,6 +234,7 @@ class CategoryShares(Check, key="category_shares"):
 
     dimension = Dimension.CONSISTENCY
     example = {"column": "categorical", "bands": {"a": [0.0, 1.0]}}
+    limit_parameters = {"bands": "", "other": ""}
     column: str
     bands: dict[Any, tuple[float, ...]]
     other: tuple[float, ...] | None = None
@@ -255,6 +284,45 @@ class CategoryShares(Check, key="category_shares"):
         if self.other is not None:
             d["other"] = list(self.other)
         return d
+
+    def relaxed(self, observed: Sequence[Any], margin: float) -> Check | None:
+        """Each band a failing window left moved out as ``Range.relaxed`` does (from the band's
+        middle, within [0, 1]); the other bands stay.
+
+        ``observed`` holds, per failing window, a mapping from category (``other`` for the
+        unlisted ones) to its share — the lowest over the window's sub-windows when one fell
+        below the band, else the highest. None when no observed share lies outside its band.
+
+        Example:
+            >>> check = CategoryShares(column="recipe", bands={"PP": [0.5, 0.8], "PA": [0.1, 0.3]})
+            >>> check.relaxed([{"PP": 0.85, "PA": 0.15}], 1.5).bands
+            {'PP': (0.5, 0.95), 'PA': (0.1, 0.3)}
+        """
+        margin = check_margin(margin)
+        seen: dict[str, list[float]] = {}
+        for item in observed:
+            if not isinstance(item, dict):
+                continue
+            for name, share in item.items():
+                values = numbers([share])
+                if values:
+                    seen.setdefault(str(name), []).extend(values)
+        bands = {
+            k: self._widened(band, seen.get(str(k), []), margin) for k, band in self.bands.items()
+        }
+        other = (
+            None if self.other is None else self._widened(self.other, seen.get("other", []), margin)
+        )
+        if bands == self.bands and other == self.other:
+            return None
+        return replace(self, bands=bands, other=other)
+
+    @staticmethod
+    def _widened(band: tuple[float, ...], shares: list[float], margin: float) -> tuple[float, ...]:
+        widened = widen_interval(band[0], band[1], shares, shares, margin, floor=0.0, ceiling=1.0)
+        if widened is None or widened[0] is None or widened[1] is None:
+            return band
+        return (widened[0], widened[1])
 
     def judge(self, stats: Stats) -> Verdict:
         v = stats.values

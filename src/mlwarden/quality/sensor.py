@@ -30,7 +30,7 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -38,6 +38,7 @@ import polars as pl
 
 from mlwarden.exceptions import ParameterError
 from mlwarden.quality._durations import format_duration, parse_duration
+from mlwarden.quality._relax import check_margin, duration_like, widen_scalar
 from mlwarden.quality.base import (
     Dimension,
     Grouped,
@@ -51,7 +52,9 @@ from mlwarden.quality.base import (
 from mlwarden.quality.completeness import missing
 
 if TYPE_CHECKING:
-    from mlwarden.quality.base import Context
+    from collections.abc import Sequence
+
+    from mlwarden.quality.base import Check, Context
 
 MAD_TO_SD: Final = 1.4826
 NOISE_MULTIPLE: Final = 5.0
@@ -93,6 +96,7 @@ class Stuck(RowCheck, Grouped, key="stuck"):
     dimension = Dimension.VALIDITY
     ordered = True
     example = {"column": "numeric", "max_samples": 5}
+    limit_parameters = {"max_duration": "s", "max_samples": ""}
     column: str
     max_duration: str | float | None = None
     max_samples: int | None = None
@@ -178,6 +182,31 @@ class Stuck(RowCheck, Grouped, key="stuck"):
             return self.group_value("max_duration", self.max_duration)
         return self.max_samples
 
+    def relaxed(self, observed: Sequence[Any], margin: float) -> Check | None:
+        """The limit raised to ``margin`` x the longest flat run observed.
+
+        ``observed`` holds the longest flat run of each failing window: in seconds with
+        ``max_duration`` (the new limit keeps the check's form: a duration string stays one,
+        rounded up to at most two units), in readings with ``max_samples``. None when ``groups``
+        set a limit of their own: the observed run is the longest over every group, so which
+        group's limit it broke is unknown.
+
+        Example:
+            >>> check = Stuck(column="temperature_c", max_duration="15m")
+            >>> check.relaxed([2340.0], 1.5).max_duration
+            '58m30s'
+        """
+        margin = check_margin(margin)
+        if self.sets_per_group("max_duration", "max_samples"):
+            return None
+        if self.max_duration is not None:
+            seconds = widen_scalar(self.threshold(), observed, margin)
+            if seconds is None:
+                return None
+            return replace(self, max_duration=duration_like(seconds, self.max_duration))
+        samples = widen_scalar(self.max_samples, observed, margin, integer=True)
+        return None if samples is None else replace(self, max_samples=int(samples))
+
     def explain(self, stats: Stats, passed: bool) -> str:
         v = stats.values
         if v.get("longest") is None:
@@ -214,6 +243,7 @@ class Spike(RowCheck, Grouped, key="spike"):
     dimension = Dimension.VALIDITY
     ordered = True
     example = {"column": "numeric", "max_z": 12.0}
+    limit_parameters = {"max_z": ""}
     repairable = True
     column: str
     max_z: float = 8.0
@@ -259,6 +289,21 @@ class Spike(RowCheck, Grouped, key="spike"):
     def threshold(self) -> Any:
         return self.max_z
 
+    def relaxed(self, observed: Sequence[Any], margin: float) -> Check | None:
+        """``max_z`` raised to ``margin`` x the highest spike score observed (``observed`` holds
+        it per failing window); ``scale`` stays, so the scores keep their meaning. None when
+        ``groups`` set ``max_z`` per group (which group's spike it was is unknown).
+
+        Example:
+            >>> Spike(column="pressure_bar", max_z=8.0, scale=0.4).relaxed([11.2], 1.5).max_z
+            16.8
+        """
+        margin = check_margin(margin)
+        if self.sets_per_group("max_z"):
+            return None
+        max_z = widen_scalar(self.max_z, observed, margin)
+        return None if max_z is None else replace(self, max_z=max_z)
+
     def explain(self, stats: Stats, passed: bool) -> str:
         highest = stats.values.get("highest")
         if highest is None:
@@ -287,6 +332,7 @@ class RateOfChange(RowCheck, Grouped, key="rate_of_change"):
     dimension = Dimension.VALIDITY
     ordered = True
     example = {"column": "numeric", "max_rate": 1e6}
+    limit_parameters = {"max_rate": ""}
     column: str
     max_rate: float
 
@@ -313,6 +359,21 @@ class RateOfChange(RowCheck, Grouped, key="rate_of_change"):
 
     def threshold(self) -> Any:
         return self.max_rate
+
+    def relaxed(self, observed: Sequence[Any], margin: float) -> Check | None:
+        """``max_rate`` raised to ``margin`` x the fastest change observed (``observed`` holds
+        it, in units per second, per failing window). None when ``groups`` set ``max_rate`` per
+        group (which group changed that fast is unknown).
+
+        Example:
+            >>> RateOfChange(column="temperature_c", max_rate=0.5).relaxed([0.8], 1.5).max_rate
+            1.2
+        """
+        margin = check_margin(margin)
+        if self.sets_per_group("max_rate"):
+            return None
+        rate = widen_scalar(self.max_rate, observed, margin)
+        return None if rate is None else replace(self, max_rate=rate)
 
     def explain(self, stats: Stats, passed: bool) -> str:
         fastest = stats.values.get("fastest")
@@ -348,6 +409,7 @@ class Gap(RowCheck, Grouped, key="gap"):
     dimension = Dimension.COMPLETENESS
     ordered = True
     example = {"max_interval": "3650d"}
+    limit_parameters = {"max_interval": "s"}
     column: str | None = None
     max_interval: str | float
 
@@ -392,6 +454,23 @@ class Gap(RowCheck, Grouped, key="gap"):
     def threshold(self) -> Any:
         return self.group_value("max_interval", self.max_interval)
 
+    def relaxed(self, observed: Sequence[Any], margin: float) -> Check | None:
+        """``max_interval`` raised to ``margin`` x the longest hole observed (``observed`` holds
+        it, in seconds, per failing window); a duration string stays one, rounded up. None when
+        ``groups`` set ``max_interval`` per group (which group had the hole is unknown).
+
+        Example:
+            >>> Gap(max_interval="1m").relaxed([280.0], 1.5).max_interval
+            '7m'
+        """
+        margin = check_margin(margin)
+        if self.sets_per_group("max_interval"):
+            return None
+        seconds = widen_scalar(self.threshold(), observed, margin)
+        if seconds is None:
+            return None
+        return replace(self, max_interval=duration_like(seconds, self.max_interval))
+
     def explain(self, stats: Stats, passed: bool) -> str:
         longest = stats.values.get("longest")
         what = f"readings of {self.column}" if self.column else "the readings"
@@ -421,6 +500,7 @@ class Jitter(RowCheck, Grouped, key="jitter"):
     dimension = Dimension.TIMELINESS
     ordered = True
     example = {"cadence": "1s", "tolerance": 1e9, "max_share": 1.0}
+    limit_parameters = {"max_share": ""}
     cadence: str | float
     tolerance: float = 0.5
     max_share: float = 0.05
@@ -456,6 +536,17 @@ class Jitter(RowCheck, Grouped, key="jitter"):
 
     def threshold(self) -> Any:
         return self.max_share
+
+    def relaxed(self, observed: Sequence[Any], margin: float) -> Check | None:
+        """``max_share`` raised to ``margin`` x the worst share of off-cadence intervals observed
+        (``observed`` holds that share per failing window), at most 1; ``cadence`` and
+        ``tolerance`` stay. The share is one for every group, so groups are no obstacle.
+
+        Example:
+            >>> Jitter(cadence="10s").relaxed([0.08], 1.5).max_share
+            0.12
+        """
+        return self.relaxed_share(observed, margin)
 
     def explain(self, stats: Stats, passed: bool) -> str:
         cadence = format_duration(self.group_value("cadence", self.cadence))
@@ -517,6 +608,9 @@ class UnitChange(RowCheck, Grouped, key="unit_change"):
     reference or else taken from the batch per series) that matches a conversion in
     :data:`CONVERSIONS` within ``tolerance`` (relative) is a unit change. Readings after an odd
     number of changes in their series fail (a change and its reversal cancel).
+
+    It has no wider limit to offer (:meth:`relaxed` gives None): its observed value is the
+    number of changes, which does not say how far ``min_shift`` would have to move.
 
     Example:
         >>> import polars as pl

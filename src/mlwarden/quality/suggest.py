@@ -13,6 +13,7 @@ reference.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -83,7 +84,8 @@ def suggest_suite(
             uses (a duration such as ``"1h"``, or a number of rows); default about a
             two-hundredth of the reference.
         holdout: share of the reference (the most recent part) held out to estimate the
-            false-failure rate.
+            false-failure rate; 0 learns without the estimate (when the caller measures it
+            otherwise, as a version's registration does on every window of its reference).
         name: the suite's name.
 
     Returns:
@@ -102,9 +104,9 @@ def suggest_suite(
         raise InputError(
             f"suggest_suite needs at least 20 reference rows to learn from; got {frame.height}."
         )
-    if not (isinstance(holdout, int | float) and 0.0 < holdout < 0.9):
+    if not (isinstance(holdout, int | float) and 0.0 <= holdout < 0.9):
         raise ParameterError(
-            f"The 'holdout' parameter of suggest_suite must be a share in (0, 0.9); got "
+            f"The 'holdout' parameter of suggest_suite must be a share in [0, 0.9); got "
             f"{holdout!r}.",
             parameter="holdout",
         )
@@ -118,6 +120,15 @@ def suggest_suite(
     if timestamp is not None:
         frame = frame.sort([*entities, timestamp] if tag is None else [timestamp], nulls_last=True)
     learner = _Learner(timestamp, entities, tag, ids, sensors)
+    if holdout == 0:
+        spec = window if window is not None else _default_window(frame, timestamp)
+        learned = learner.learn(frame, spec, name)
+        learned_meta: dict[str, Any] = {
+            "learned_from_rows": frame.height,
+            "window": spec,
+            "holdout_share": 0.0,
+        }
+        return replace(learned, meta=learned_meta)
     cut = round(frame.height * (1.0 - holdout))
     if timestamp is not None:
         order = frame.select(pl.col(timestamp).rank("ordinal") - 1).to_series()
@@ -570,7 +581,9 @@ def _intervals(frame: pl.DataFrame, timestamp: str, entity: tuple[str, ...]) -> 
 
 def _widen(low: float, high: float) -> tuple[float, float]:
     span = high - low
-    pad = RANGE_MARGIN * span if span > 0 else max(abs(low) * RANGE_MARGIN, 1e-9)
+    # a constant reference shows no scale: half its level, and at least one unit (a 0/1 flag
+    # that stayed 0 may still read 1)
+    pad = RANGE_MARGIN * span if span > 0 else max(abs(low) * RANGE_MARGIN, 1.0)
     return _round(low - pad), _round(high + pad)
 
 

@@ -14,16 +14,25 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from mlwarden.quality._durations import format_duration, parse_duration
+from mlwarden.quality._relax import (
+    check_margin,
+    duration_like,
+    pairs,
+    widen_interval,
+    widen_scalar,
+)
 from mlwarden.quality.base import Check, Dimension, RowCheck, Stats, Verdict, share
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from mlwarden.quality.base import Context
 
 
@@ -43,6 +52,7 @@ class Freshness(Check, key="freshness"):
     dimension = Dimension.TIMELINESS
     windowed = False
     example = {"column": "time", "max_age": "3650d"}
+    limit_parameters = {"max_age": "s"}
     column: str
     max_age: str | float
 
@@ -58,6 +68,21 @@ class Freshness(Check, key="freshness"):
 
     def threshold(self) -> Any:
         return parse_duration(self.max_age, "max_age", "the check 'freshness'")
+
+    def relaxed(self, observed: Sequence[Any], margin: float) -> Check | None:
+        """``max_age`` raised to ``margin`` x the oldest age observed (``observed`` holds the
+        age of the newest value, in seconds, per failing window; None, for data without any
+        timestamp, is not an age and cannot be widened past); a duration string stays one.
+
+        Example:
+            >>> Freshness(column="timestamp", max_age="15m").relaxed([1500.0], 1.5).max_age
+            '37m30s'
+        """
+        margin = check_margin(margin)
+        seconds = widen_scalar(self.threshold(), observed, margin)
+        if seconds is None:
+            return None
+        return replace(self, max_age=duration_like(seconds, self.max_age))
 
     def judge(self, stats: Stats) -> Verdict:
         newest = stats.values.get("newest")
@@ -96,6 +121,7 @@ class ArrivalDelay(RowCheck, key="arrival_delay"):
 
     dimension = Dimension.TIMELINESS
     example = {"column": "time", "arrival": "time", "max_delay": "1m"}
+    limit_parameters = {"max_delay": "s"}
     column: str
     arrival: str
     max_delay: str | float
@@ -126,6 +152,22 @@ class ArrivalDelay(RowCheck, key="arrival_delay"):
 
     def threshold(self) -> Any:
         return parse_duration(self.max_delay, "max_delay", "the check 'arrival_delay'")
+
+    def relaxed(self, observed: Sequence[Any], margin: float) -> Check | None:
+        """``max_delay`` raised to ``margin`` x the longest delay observed (``observed`` holds
+        it, in seconds, per failing window), so that no row of those windows arrives late; a
+        duration string stays one, rounded up.
+
+        Example:
+            >>> check = ArrivalDelay(column="event_time", arrival="ingest_time", max_delay=300)
+            >>> check.relaxed([420.0], 1.5).max_delay
+            630.0
+        """
+        margin = check_margin(margin)
+        seconds = widen_scalar(self.threshold(), observed, margin)
+        if seconds is None:
+            return None
+        return replace(self, max_delay=duration_like(seconds, self.max_delay))
 
     def explain(self, stats: Stats, passed: bool) -> str:
         longest = stats.values.get("longest")
@@ -164,6 +206,7 @@ class Volume(Check, key="volume"):
 
     dimension = Dimension.TIMELINESS
     example = {"column": "time", "every": "1d", "min_rows": 1}
+    limit_parameters = {"min_rows": "", "max_rows": ""}
     column: str | None = None
     every: str
     min_rows: int | None = None
@@ -201,6 +244,31 @@ class Volume(Check, key="volume"):
 
     def threshold(self) -> Any:
         return [self.min_rows, self.max_rows]
+
+    def relaxed(self, observed: Sequence[Any], margin: float) -> Check | None:
+        """The crossed side(s) of ``[min_rows, max_rows]`` moved out as ``Range.relaxed`` does,
+        to whole rows (``min_rows`` not below 0); ``observed`` holds ``[fewest, most]`` rows per
+        period of each failing window (fewest is None when too few periods to judge it).
+
+        Example:
+            >>> Volume(every="1h", min_rows=20).relaxed([[12, 30]], 1.5).min_rows
+            3
+        """
+        margin = check_margin(margin)
+        seen = pairs(observed)
+        if seen is None:
+            return None
+        widened = widen_interval(
+            self.min_rows, self.max_rows, *seen, margin, integer=True, floor=0.0
+        )
+        if widened is None:
+            return None
+        low, high = widened
+        return replace(
+            self,
+            min_rows=None if low is None else int(low),
+            max_rows=None if high is None else int(high),
+        )
 
     def judge(self, stats: Stats) -> Verdict:
         v = stats.values

@@ -20,7 +20,9 @@ import polars as pl
 from mlwarden.quality.base import Dimension, RowCheck, Stats
 
 if TYPE_CHECKING:
-    from mlwarden.quality.base import Context
+    from collections.abc import Sequence
+
+    from mlwarden.quality.base import Check, Context
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +41,7 @@ class Unique(RowCheck, key="unique"):
 
     dimension = Dimension.UNIQUENESS
     example = {"columns": ["row_id"]}
+    limit_parameters = {"max_share": ""}
     columns: tuple[str, ...]
 
     def reads(self) -> tuple[str, ...]:
@@ -59,11 +62,18 @@ class Unique(RowCheck, key="unique"):
     def checked(self, ctx: Context) -> pl.Expr:
         return pl.all_horizontal([pl.col(c).is_not_null() for c in self.columns])
 
-    def observed(self, stats: Stats) -> Any:
-        return stats.n_failed
-
     def threshold(self) -> Any:
         return self.max_share
+
+    def relaxed(self, observed: Sequence[Any], margin: float) -> Check | None:
+        """Repeats tolerated: ``max_share`` raised to ``margin`` x the worst share of rows that
+        repeat a key (``observed`` holds that share per failing window), at most 1.
+
+        Example:
+            >>> Unique(columns=["reading_id"]).relaxed([0.002], 1.5).max_share
+            0.003
+        """
+        return self.relaxed_share(observed, margin)
 
     def explain(self, stats: Stats, passed: bool) -> str:
         key = ", ".join(self.columns)
@@ -96,6 +106,7 @@ class DuplicateRows(RowCheck, key="duplicate_rows"):
 
     dimension = Dimension.UNIQUENESS
     example = {}
+    limit_parameters = {"max_share": ""}
     columns: tuple[str, ...] | None = None
 
     def reads(self) -> tuple[str, ...]:
@@ -109,11 +120,18 @@ class DuplicateRows(RowCheck, key="duplicate_rows"):
         )
         return ~pl.struct(cols).is_first_distinct()
 
-    def observed(self, stats: Stats) -> Any:
-        return stats.n_failed
-
     def threshold(self) -> Any:
         return self.max_share
+
+    def relaxed(self, observed: Sequence[Any], margin: float) -> Check | None:
+        """Repeated rows tolerated: ``max_share`` raised to ``margin`` x the worst share of
+        repeated rows observed (``observed`` holds that share per failing window), at most 1.
+
+        Example:
+            >>> DuplicateRows().relaxed([0.01], 1.5).max_share
+            0.015
+        """
+        return self.relaxed_share(observed, margin)
 
     def rule_text(self) -> str:
         return "'no row repeats an earlier one'"
@@ -137,15 +155,23 @@ class DuplicateTimestamps(RowCheck, key="duplicate_timestamps"):
     dimension = Dimension.UNIQUENESS
     ordered = True
     example = {}
+    limit_parameters = {"max_share": ""}
 
     def fails(self, ctx: Context) -> pl.Expr:
         return ctx.same & (ctx.dt == 0)
 
-    def observed(self, stats: Stats) -> Any:
-        return stats.n_failed
-
     def threshold(self) -> Any:
         return self.max_share
+
+    def relaxed(self, observed: Sequence[Any], margin: float) -> Check | None:
+        """Rate-based: ``max_share`` raised to ``margin`` x the worst share of rows that repeat a
+        timestamp of their series (``observed`` holds that share per failing window), at most 1.
+
+        Example:
+            >>> DuplicateTimestamps().relaxed([0.004, 0.0125], 1.5).max_share
+            0.01875
+        """
+        return self.relaxed_share(observed, margin)
 
     def rule_text(self) -> str:
         return "'one reading per series and timestamp'"

@@ -11,16 +11,19 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from mlwarden.exceptions import ParameterError
+from mlwarden.quality._relax import check_margin, pairs, widen_interval
 from mlwarden.quality.base import Dimension, Grouped, RowCheck, Stats, number
 
 if TYPE_CHECKING:
-    from mlwarden.quality.base import Context
+    from collections.abc import Sequence
+
+    from mlwarden.quality.base import Check, Context
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +45,7 @@ class Range(RowCheck, Grouped, key="range"):
     row_local = True
     dimension = Dimension.VALIDITY
     example = {"column": "numeric", "min": -10.0, "max": 10.0}
+    limit_parameters = {"min": "", "max": ""}
     repairable = True
     column: str
     min: float | None = None
@@ -94,6 +98,32 @@ class Range(RowCheck, Grouped, key="range"):
 
     def threshold(self) -> Any:
         return [self.min, self.max]
+
+    def relaxed(self, observed: Sequence[Any], margin: float) -> Check | None:
+        """The side(s) of the range the failing windows crossed moved out; the other stays.
+
+        ``observed`` holds ``[lowest, highest]`` of each failing window. A crossed side moves
+        to ``margin`` times as far from the middle of ``[min, max]`` as the worst value beyond
+        it (so the room grows with the range's own span, not with the small overshoot); a
+        range with one side has no middle and measures from the far end of what was observed
+        instead (its lowest value, for a ``max``). The new limit is rounded outward to four
+        significant digits of that distance. None when ``groups`` set limits per group (the
+        observed extremes are over every group, so which group's limit they broke is unknown)
+        or when no observed value lies outside the range.
+
+        Example:
+            >>> check = Range(column="temperature_c", min=220, max=240)
+            >>> check.relaxed([[225.1, 243.0], [218.5, 239.0]], 1.5).to_dict()
+            {'check': 'range', 'column': 'temperature_c', 'min': 212.75, 'max': 249.5}
+        """
+        margin = check_margin(margin)
+        seen = pairs(observed)
+        if seen is None or self.sets_per_group("min", "max"):
+            return None
+        widened = widen_interval(self.min, self.max, *seen, margin)
+        if widened is None:
+            return None
+        return replace(self, min=widened[0], max=widened[1])
 
     def rule_text(self) -> str:
         low = "-inf" if self.min is None else number(self.min)
@@ -254,6 +284,7 @@ class Length(RowCheck, key="length"):
     row_local = True
     dimension = Dimension.VALIDITY
     example = {"column": "categorical", "min": 1, "max": 1}
+    limit_parameters = {"min": "", "max": ""}
     column: str
     min: int | None = None
     max: int | None = None
@@ -282,6 +313,29 @@ class Length(RowCheck, key="length"):
 
     def threshold(self) -> Any:
         return [self.min, self.max]
+
+    def relaxed(self, observed: Sequence[Any], margin: float) -> Check | None:
+        """The crossed side(s) of ``[min, max]`` moved out as :meth:`Range.relaxed` does, to whole
+        characters (``min`` not below 0); ``observed`` holds ``[shortest, longest]`` of each
+        failing window. None when no observed length lies outside.
+
+        Example:
+            >>> Length(column="batch_id", min=8, max=8).relaxed([[4, 8]], 1.5).to_dict()
+            {'check': 'length', 'column': 'batch_id', 'min': 2, 'max': 8}
+        """
+        margin = check_margin(margin)
+        seen = pairs(observed)
+        if seen is None:
+            return None
+        widened = widen_interval(self.min, self.max, *seen, margin, integer=True, floor=0.0)
+        if widened is None:
+            return None
+        low, high = widened
+        return replace(
+            self,
+            min=None if low is None else int(low),
+            max=None if high is None else int(high),
+        )
 
     def rule_text(self) -> str:
         low = self.min if self.min is not None else 0
