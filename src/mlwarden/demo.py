@@ -462,6 +462,9 @@ def _diagnose(
     rowlog = RowLog(service / "log")
     by_id = {}
     for incident in incidents:
+        if incident["status"] == "withdrawn":  # labels later cleared its only alerts
+            incident["shift"], incident["causes"], incident["feedback_cause"] = "", [], None
+            continue
         diagnosis = diagnose(store, rowlog, incident["id"])
         incident["shift"] = diagnosis.shift
         incident["causes"] = [c.to_dict() for c in diagnosis.causes[:5]]

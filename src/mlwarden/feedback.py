@@ -48,7 +48,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import polars as pl
 from sqlalchemy import func, insert, select
@@ -60,6 +60,7 @@ from mlwarden.store.schema import PredictionFeedbackRow
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from mlwarden.alerting.null import NullModel
     from mlwarden.store.metadata import Store
     from mlwarden.store.rowlog import RowLog
 
@@ -567,14 +568,30 @@ def feedback_metrics(
             n = decided.height
             rate = float((decided["decision"] == "overridden").sum()) / n
             upper = _quantile(n, override_p, BOUND_QUANTILE)
-            metrics.append(MetricValue(OVERRIDE_RATE, rate, upper=upper, segment=segment))
+            null = _rate_null(n, override_p, "upper")
+            metrics.append(
+                MetricValue(OVERRIDE_RATE, rate, upper=upper, segment=segment, null=null)
+            )
         judged = _latest(part, "plausible", pl.col("plausible").is_not_null())
         if judged.height:
             n = judged.height
             rate = float(judged["plausible"].sum()) / n
             lower = _quantile(n, plausible_p, 1 - BOUND_QUANTILE)
-            metrics.append(MetricValue(PLAUSIBILITY_RATE, rate, lower=lower, segment=segment))
+            null = _rate_null(n, plausible_p, "lower")
+            metrics.append(
+                MetricValue(PLAUSIBILITY_RATE, rate, lower=lower, segment=segment, null=null)
+            )
     return metrics
+
+
+def _rate_null(n: int, expected: float, side: Literal["upper", "lower"]) -> NullModel | None:
+    """A rate of ``n`` people's decisions judged by the binomial law at the expected rate (what
+    a version's alert budget bounds it with), from ``MIN_FEEDBACK`` decisions on."""
+    from mlwarden.alerting.null import NullModel
+
+    if n < MIN_FEEDBACK or not 0.0 < expected < 1.0:
+        return None
+    return NullModel("binomial", side=side, n=float(n), center=expected)
 
 
 def export_training_set(

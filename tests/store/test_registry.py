@@ -22,6 +22,7 @@ def test_register_stores_the_reference_and_reloads_it(store: Store, line: pl.Dat
     registry = Registry(store)
     version = registry.register("defect-model", "1", line, timestamp="timestamp")
     assert version.artifacts == (
+        "alert_replay",
         "drift_reference",
         "evaluators",
         "profile",

@@ -75,7 +75,11 @@ __all__ = ["Cause", "Diagnosis", "diagnose"]
 SHIFTS: Final = ("data_quality", "input_drift", "concept_drift", "unknown")
 MAX_ROWS: Final = 200_000
 _IMPORTANCE_ROWS: Final = 5_000
-_FORMAT: Final = 2  # bump when the cached shape changes
+_FORMAT: Final = 3  # bump when the cached shape changes
+# The prefix of a CUSUM's metric name: its alerts count as its metric's.
+_CUSUM: Final = "cusum."
+# The drift metrics that are distances to a bound (not sums, not signed shifts).
+_DISTANCE: Final = ~pl.col("summed") & (pl.col("name") != "drift.location")
 
 # What a failing check says about the data, in words.
 _CHECK_WORDS: Final = {
@@ -534,21 +538,33 @@ class _Case:
     # -- drift ---------------------------------------------------------------------------------
 
     def _drift(self) -> list[Cause]:
+        # a CUSUM's alert is its metric's: the change showed as a sum over windows
+        summed = pl.col("name").str.starts_with(_CUSUM)
         drift = self.metrics.filter(
-            pl.col("name").str.starts_with("drift."),
-            pl.col("name") != "drift.pca",
+            pl.col("name").str.strip_prefix(_CUSUM).str.starts_with("drift."),
+            pl.col("name").str.strip_prefix(_CUSUM) != "drift.pca",
             pl.col("window_id").is_in(self.ids),
             pl.col("column") != "",
+        ).with_columns(
+            summed.alias("summed"), pl.col("name").str.strip_prefix(_CUSUM).alias("name")
         )
         if drift.height == 0:
             return []
+        sequential = dict(
+            drift.filter(pl.col("summed"), pl.col("alert"), pl.col("segment") == "")
+            .group_by("column")
+            .agg(pl.col("window_id").n_unique())
+            .iter_rows()
+        )
         whole = drift.filter(pl.col("segment") == "")
         per_column = (
             whole.group_by("column")
             .agg(
-                test=pl.col("name").first().str.strip_prefix("drift."),
-                windows=pl.col("alert").sum(),
-                ratio=(pl.col("value") / pl.col("upper")).max(),
+                test=pl.col("name").filter(_DISTANCE).first().str.strip_prefix("drift."),
+                windows=pl.col("window_id").filter(pl.col("alert")).n_unique(),
+                # how far past its bound: read on the distances (a sum or a signed shift has
+                # no comparable scale)
+                ratio=(pl.col("value") / pl.col("upper")).filter(_DISTANCE).max(),
                 first=pl.col("window_id").filter(pl.col("alert")).min(),
             )
             .filter(pl.col("windows") > 0)
@@ -570,7 +586,11 @@ class _Case:
                             "column": [column],
                             "test": [part["name"][0].removeprefix("drift.")],
                             "windows": [part["window_id"].n_unique()],
-                            "ratio": [(part["value"] / part["upper"]).max()],
+                            "ratio": [
+                                part.filter(_DISTANCE)
+                                .select((pl.col("value") / pl.col("upper")).max())
+                                .item()
+                            ],
                             "first": [part["window_id"].min()],
                         },
                         schema=per_column.schema,
@@ -593,6 +613,11 @@ class _Case:
             ]
             if column in where:
                 evidence.append("drifted in " + ", ".join(where[column]))
+            if column in sequential:
+                evidence.append(
+                    f"a slow change summed over windows (CUSUM) past its threshold in "
+                    f"{sequential[column]} of {n} windows"
+                )
             evidence += self._levels(column)
             detail = {
                 "test": row["test"],
@@ -658,12 +683,13 @@ class _Case:
 
     def _multivariate(self) -> list[Cause]:
         pca = self.metrics.filter(
-            pl.col("name") == "drift.pca", pl.col("window_id").is_in(self.ids)
+            pl.col("name").is_in(["drift.pca", f"{_CUSUM}drift.pca"]),
+            pl.col("window_id").is_in(self.ids),
         )
         hits = pca.filter(pl.col("alert"))
         if hits.height == 0:
             return []
-        share = hits.height / len(self.windows)
+        share = hits["window_id"].n_unique() / len(self.windows)
         ratio = (hits["value"] / hits["upper"]).max()
         return [
             Cause(
@@ -671,11 +697,11 @@ class _Case:
                 "the relations between the features changed",
                 0.45 * (0.5 + 0.5 * share),
                 evidence=(
-                    f"PCA reconstruction error above its bound in {hits.height} of "
-                    f"{len(self.windows)} windows (up to "
+                    f"PCA reconstruction error above its bound in {hits['window_id'].n_unique()} "
+                    f"of {len(self.windows)} windows (up to "
                     f"{ratio if isinstance(ratio, float) else 0.0:.3g}x)",
                 ),
-                detail={"windows": hits.height},
+                detail={"windows": hits["window_id"].n_unique()},
             )
         ]
 
@@ -684,7 +710,9 @@ class _Case:
     # -- explanations and people ---------------------------------------------------------------
 
     def _explanations(self) -> list[Cause]:
-        """Features whose attributions shifted in the incident's windows."""
+        """Features whose attributions shifted in the incident's windows: a shift past its own
+        bound, or, where the window's attributions as a whole told it apart from the
+        reference's (``explanation_auc``, ``importance_rank``), the feature that shifted most."""
         shift = self.metrics.filter(
             pl.col("name") == "explanation_shift",
             pl.col("window_id").is_in(self.ids),
@@ -692,20 +720,32 @@ class _Case:
         )
         if shift.height == 0:
             return []
+        whole = self.metrics.filter(
+            pl.col("name").is_in(["explanation_auc", "importance_rank"]),
+            pl.col("window_id").is_in(self.ids),
+            pl.col("alert"),
+        )
+        told_apart = set(whole["window_id"].to_list())
+        top = pl.col("value") == pl.col("value").max().over("window_id")
+        shifted = shift.with_columns(
+            (pl.col("alert") | (pl.col("window_id").is_in(list(told_apart)) & top)).alias("moved")
+        )
         per_column = (
-            shift.group_by("column")
+            shifted.group_by("column")
             .agg(
-                windows=pl.col("alert").sum(),
+                windows=pl.col("moved").sum(),
                 ratio=(pl.col("value") / pl.col("upper")).max(),
                 distance=pl.col("value").max(),
             )
             .filter(pl.col("windows") > 0)
-            .sort("ratio", descending=True)
+            .sort("distance", descending=True)
         )
         n = len(self.windows)
         causes = []
         for column, windows, ratio, distance in per_column.iter_rows():  # per feature
-            score = 0.35 * (0.5 + 0.5 * windows / n) * min(1.0, 0.5 + 0.25 * ratio)
+            strength = 0.5 + 0.25 * ratio if ratio is not None else 0.5 + distance
+            score = 0.35 * (0.5 + 0.5 * windows / n) * min(1.0, strength)
+            bound = f", {ratio:.1f}× the bound" if ratio is not None else ""
             causes.append(
                 Cause(
                     "explanation",
@@ -715,7 +755,7 @@ class _Case:
                     columns=(column,),
                     evidence=(
                         f"{column}'s attributions shifted from the reference's in {windows} of "
-                        f"{n} windows (KS distance up to {distance:.2f}, {ratio:.1f}× the bound)",
+                        f"{n} windows (KS distance up to {distance:.2f}{bound})",
                     ),
                     detail={"windows": int(windows), "distance": float(distance)},
                 )

@@ -4,7 +4,9 @@ A window's per-prediction attributions are compared with those of the version's 
 sample (kept at registration) in three ways, each a metric with an alert bound:
 
 * ``explanation_shift`` per feature — the Kolmogorov–Smirnov distance between the feature's
-  attributions in the window and in the reference;
+  attributions in the window and in the reference (for a version with an alert budget, evidence
+  the diagnosis weighs rather than an alarm of its own: it moves with the feature's values,
+  whose drift alarms already);
 * ``importance_rank`` — the Spearman correlation between the reference's ranking of features by
   mean absolute attribution and the window's;
 * ``explanation_auc`` — the cross-validated ROC AUC of a linear discriminant telling window
@@ -47,14 +49,15 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import polars as pl
 
+from mlwarden.alerting.null import NullModel
 from mlwarden.store.metadata import MetricValue
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from numpy.typing import NDArray
 
-__all__ = ["MIN_ROWS", "Calibration", "calibrate", "explanation_drift"]
+__all__ = ["MIN_ROWS", "Calibration", "calibrate", "explanation_drift", "replay"]
 
 SHIFT: Final = "explanation_shift"
 RANK: Final = "importance_rank"
@@ -115,6 +118,33 @@ def calibrate(reference: pl.DataFrame, features: Sequence[str]) -> Calibration |
     )
 
 
+def replay(
+    reference: pl.DataFrame,
+    features: Sequence[str],
+    folds: Mapping[int, int] | None = None,
+) -> list[tuple[int, list[MetricValue]]]:
+    """Each window (``__block``) of the reference's attributions judged against the others by
+    :func:`explanation_drift`, as a production window is judged against the reference: what
+    the alert calibration learns the explanation metrics' usual values from. With ``folds``
+    (block → fold), a block is judged against the blocks of other folds only, as the rest of a
+    version's replay is cross-fitted (its next-door windows resemble it most)."""
+    features = [f for f in features if f in reference.columns]
+    if BLOCK not in reference.columns or not features:
+        return []
+    out = []
+    blocks = reference[BLOCK]
+    fold = None
+    if folds is not None:
+        fold = blocks.replace_strict(dict(folds), default=-1, return_dtype=pl.Int64)
+    for block in blocks.unique().sort().to_list():  # one per reference window, twenty or so
+        inside = blocks == block
+        rest = ~inside if fold is None else fold != (folds or {}).get(int(block), -1)
+        metrics = explanation_drift(reference.filter(rest), reference.filter(inside), features)
+        if metrics[0]:
+            out.append((int(block), metrics[0]))
+    return out
+
+
 def explanation_drift(
     reference: pl.DataFrame,
     current: pl.DataFrame,
@@ -140,6 +170,9 @@ def explanation_drift(
         upper = None
         if calibration is not None and feature in calibration.ks:
             upper = min(1.0, calibration.ks[feature] * scale)
+        # Evidence, not an alarm of its own under an alert budget (no null model): a feature's
+        # attributions move with the feature's values, whose drift alarms already, and twenty
+        # reference windows cannot calibrate one more bound per feature.
         metrics.append(MetricValue(SHIFT, float(distance), upper=upper, column=feature))
     ref_importance = np.abs(ref).mean(axis=0)
     cur_importance = np.abs(cur).mean(axis=0)
@@ -148,13 +181,20 @@ def explanation_drift(
         lower = None
         if calibration is not None and calibration.rank is not None:
             lower = calibration.rank
-        metrics.append(MetricValue(RANK, rho, lower=lower))
+        # No sampling theory for a rank correlation of importances: a nominal unit scale,
+        # which the calibration on the reference's own windows rescales.
+        rank_null = NullModel("gauss", side="lower", center=1.0, low=-1.0, high=1.0)
+        metrics.append(MetricValue(RANK, rho, lower=lower, null=rank_null))
     auc = _shift_auc(ref, cur, seed)
     if auc is not None:
         upper = None
         if calibration is not None and calibration.auc is not None:
-            upper = max(0.55, 0.5 + calibration.auc * scale)
-        metrics.append(MetricValue(AUC, auc, upper=upper))
+            upper = min(1.0, max(0.55, 0.5 + calibration.auc * scale))
+        # the Mann-Whitney standard error of an AUC of 0.5, on the normal quantile scale
+        # (where an AUC of 1 lies infinitely far)
+        se = math.sqrt((n + m + 1) / (12.0 * n * m)) * math.sqrt(2.0 * math.pi)
+        auc_null = NullModel("gauss", center=0.5, scale=se, probit=True)
+        metrics.append(MetricValue(AUC, auc, upper=upper, null=auc_null))
     order = np.argsort(-distances)
     details = {
         "rows": m,

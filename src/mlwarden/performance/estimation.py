@@ -56,6 +56,8 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
+    from mlwarden.alerting.null import NullModel
+
 __all__ = [
     "CONCEPT_DRIFT",
     "NO_WINDOW",
@@ -678,6 +680,39 @@ class PerformanceEstimator(ABC):
             realized=None if math.isnan(realized) else realized,
             n_labelled=n_labelled,
             warnings=(*warnings, drift) if drift else tuple(warnings),
+        )
+
+    def null_model(self, metric: str, n: int, n_labelled: int = 0) -> NullModel | None:
+        """How the window's value of ``metric`` behaves when nothing changed, rows taken as
+        independent: centred on the reference's realized value, with the sampling error of
+        ``n`` rows; the bad side is down for a metric where higher is better (an AUC at or
+        below 0.5 is no better than chance, so no bound goes there)."""
+        from mlwarden.alerting.null import NullModel
+        from mlwarden.performance.metrics import metric as registered
+
+        if not hasattr(self, "n_reference_") or n <= 0:
+            return None
+        error = self.sampling_std_[metric] * math.sqrt(self.sampling_rows_ / n)
+        center = self.reference_metrics_[metric]
+        if not (error > 0 and math.isfinite(error) and math.isfinite(center)):
+            return None
+        if self.domain[1] == math.inf:
+            higher_is_better = registered(metric, "regression").higher_is_better
+        elif getattr(self, "task", "binary") == "multiclass":
+            higher_is_better = registered(metric, "multiclass").higher_is_better
+        else:
+            higher_is_better = registered(metric, "binary").higher_is_better
+        low, high = self.domain
+        if metric == "roc_auc":
+            low = 0.5
+        return NullModel(
+            "gauss",
+            side="lower" if higher_is_better else "upper",
+            center=center,
+            scale=error,
+            low=low,
+            high=high,
+            labelled=min(1.0, n_labelled / n),
         )
 
     def _window_error(self, metric: str, n: int) -> float:

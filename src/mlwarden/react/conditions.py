@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 __all__ = ["Condition", "Occurrence", "compile_glob", "glob_matches", "occurrences"]
 
 SEVERITIES: Final = ("error", "warning")
-INCIDENT_STATES: Final = ("open", "closed")
+INCIDENT_STATES: Final = ("open", "closed", "withdrawn")
 MAX_EVIDENCE: Final = 50
 _NUMBERS: Final = ("value", "lower", "upper")
 _SIGNAL_SCHEMA: Final = {

@@ -144,9 +144,16 @@ class Dispatcher:
 
 
 def notification_from(
-    model: str, version: str, incident: int, title: str, window: Any, alerts: list[dict[str, Any]]
+    model: str,
+    version: str,
+    incident: int,
+    title: str,
+    window: Any,
+    alerts: list[dict[str, Any]],
+    surprise: float | None = None,
 ) -> Notification:
-    """A notification for an incident of a window (``window`` has ``start`` and ``end``)."""
+    """A notification for an incident of a window (``window`` has ``start`` and ``end``), with
+    the chance of a window as extreme on reference-like data (``surprise``)."""
     return Notification(
         model=model,
         version=version,
@@ -155,4 +162,5 @@ def notification_from(
         started_at=window.start,
         ended_at=window.end,
         alerts=tuple(alerts),
+        surprise=surprise,
     )

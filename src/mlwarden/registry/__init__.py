@@ -14,7 +14,7 @@ Example:
     ...     "defect-model", "1", production_line(5_000), timestamp="timestamp"
     ... )
     >>> version.artifacts
-    ('drift_reference', 'evaluators', 'profile', 'reference_rows', 'suite')
+    ('alert_replay', 'drift_reference', 'evaluators', 'profile', 'reference_rows', 'suite')
     >>> registry.promote("defect-model", "1", alias="production").version
     '1'
     >>> reference = registry.reference("defect-model", "production")
@@ -32,10 +32,11 @@ from typing import TYPE_CHECKING, Any
 from mlwarden.exceptions import NotFoundError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     import polars as pl
 
+    from mlwarden.alerting.calibration import Calibration
     from mlwarden.drift import Reference
     from mlwarden.profiling import Profile
     from mlwarden.quality import Suite
@@ -73,6 +74,7 @@ class VersionReference:
     suite: Suite
     drift: Reference
     evaluators: Evaluators | None = None
+    calibration: Calibration | None = None
 
 
 class Registry:
@@ -103,6 +105,8 @@ class Registry:
         keep_estimator: bool = True,
         explain_sample: float = 1.0,
         feedback_reasons: Sequence[str] | None = None,
+        false_incidents: float = 1.0,
+        progress: Callable[[str], None] | None = None,
     ) -> VersionRecord:
         """Register ``version`` of ``model`` (created when new) with its reference fitted on
         ``reference`` (a frame or a file): profile, quality suite (learned unless given), drift
@@ -122,34 +126,44 @@ class Registry:
         them), and with ``keep_estimator`` the model too (pickled: only ever loaded from this
         store), so that the service explains ``explain_sample`` (a share, 0–1) of the logged
         predictions. ``feedback_reasons`` are the reason codes people choose from when they
-        override a prediction (default :data:`mlwarden.feedback.DEFAULT_REASONS`)."""
-        from mlwarden.drift import Reference
+        override a prediction (default :data:`mlwarden.feedback.DEFAULT_REASONS`).
+
+        ``false_incidents`` is the version's alert budget: the false incidents per 90 days its
+        team accepts, shared by every metric family and segment. The reference is replayed
+        window by window (:mod:`mlwarden.service.budget`) to calibrate every bound under that
+        budget; learned checks that fail on held-out reference windows are widened or set to
+        warn; what cannot alarm at this window size is said in ``meta["alerting"]["notes"]``.
+        ``progress`` receives a line per step of the replay."""
+        from mlwarden.alerting.calibration import AlertBudget
         from mlwarden.exceptions import ParameterError
         from mlwarden.frames import to_polars
-        from mlwarden.quality import suggest_suite
-        from mlwarden.schema import Role, infer_schema
-        from mlwarden.service.evaluators import fit_evaluators
+        from mlwarden.schema import Role
+        from mlwarden.service.budget import META_KEY, REPLAY_ARTIFACT, fit_alerting
+        from mlwarden.service.replay import VersionSpec, fit_parts
 
-        frame = to_polars(reference)
-        schema = infer_schema(frame, roles=roles)
-        drift = Reference.fit(frame, roles=roles)
-        if suite is None:
-            # Labels arrive apart from the rows they label: the suite judges the rows only.
-            targets = [c.name for c in schema if c.role is Role.TARGET]
-            suite = _allow_column(
-                suggest_suite(
-                    frame.drop(targets), timestamp=timestamp, entity=entity, tag=tag, id=id
-                ),
-                id if isinstance(id, str) else "id",
+        if not 0.0 <= explain_sample <= 1.0:
+            raise ParameterError(
+                f"The 'explain_sample' parameter of register must be a share between 0 and 1; "
+                f"got {explain_sample!r}.",
+                parameter="explain_sample",
             )
-        evaluators = fit_evaluators(
-            frame,
-            schema,
-            window=window,
+        budget = AlertBudget(false_incidents)
+        frame = to_polars(reference)
+        if timestamp is not None and timestamp in frame.columns:
+            frame = frame.sort(timestamp, maintain_order=True)
+        spec = VersionSpec(
+            roles=roles,
             timestamp=timestamp,
-            id=id if isinstance(id, str) else "id",
+            entity=entity,
+            tag=tag,
+            id=id,
             segment=segment,
+            window=window,
+            suite=suite,
         )
+        judged, schema = fit_parts(frame, spec)
+        drift, evaluators = judged.drift, judged.evaluators
+        assert evaluators is not None
         try:
             self.store.get_model(model)
         except NotFoundError:
@@ -158,29 +172,22 @@ class Registry:
             "rows": frame.height,
             "columns": frame.columns,
             "timestamp": timestamp,
-            "suite_checks": len(suite.checks),
-            "suite_false_failure_rate": suite.meta.get("false_failure_rate"),
             "roles": {c.name: c.role.value for c in schema},
             "window": window,
             "evaluators": evaluators.summary(),
         }
         artifacts = {
             PROFILE: drift.profile.to_bytes(),
-            SUITE: suite.to_yaml().encode("utf-8"),
             DRIFT_REFERENCE: drift.to_bytes(),
             EVALUATORS: evaluators.to_bytes(),
             REFERENCE_ROWS: _parquet(frame),
         }
-        if not 0.0 <= explain_sample <= 1.0:
-            raise ParameterError(
-                f"The 'explain_sample' parameter of register must be a share between 0 and 1; "
-                f"got {explain_sample!r}.",
-                parameter="explain_sample",
-            )
         if feedback_reasons is not None:
             meta["feedback_reasons"] = [str(r) for r in feedback_reasons]
+        attributions = None
+        inputs: list[str] = []
         if estimator is not None:
-            inputs = features or [c.name for c in schema if c.role is Role.FEATURE]
+            inputs = list(features or [c.name for c in schema if c.role is Role.FEATURE])
             summary, attributions = _explained(estimator, frame, inputs, groups, timestamp, window)
             artifacts[EXPLANATION] = json.dumps(summary).encode("utf-8")
             artifacts[REFERENCE_ATTRIBUTIONS] = _parquet(attributions)
@@ -194,6 +201,36 @@ class Registry:
             }
             if keep_estimator:
                 artifacts[ESTIMATOR] = pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
+        suite_used = judged.suite
+        alerting = fit_alerting(
+            frame,
+            spec,
+            judged,
+            budget=budget,
+            attributions=attributions,
+            features=inputs,
+            progress=progress,
+        )
+        if alerting is not None:
+            suite_used = alerting.suite
+            artifacts[REPLAY_ARTIFACT] = alerting.table_bytes()
+            meta[META_KEY] = alerting.meta
+        else:
+            meta[META_KEY] = {
+                "budget": budget.to_dict(),
+                "notes": [
+                    "The bounds are not calibrated against the alert budget: the reference "
+                    "needs a timestamp and at least 4 windows of "
+                    f"{window} to be replayed; register with timestamp= and a longer reference."
+                ],
+            }
+        artifacts[SUITE] = suite_used.to_yaml().encode("utf-8")
+        meta["suite_checks"] = len(suite_used.checks)
+        meta["suite_false_failure_rate"] = (
+            meta[META_KEY].get("quality_failure_rate")
+            if alerting is not None
+            else suite_used.meta.get("false_failure_rate")
+        )
         return self.store.create_version(
             model,
             version,
@@ -277,6 +314,7 @@ class Registry:
         from mlwarden.drift import Reference
         from mlwarden.profiling import Profile
         from mlwarden.quality import Suite
+        from mlwarden.service.budget import REPLAY_ARTIFACT, calibration, read_table
         from mlwarden.service.evaluators import Evaluators
 
         record = self.store.resolve(model, version_or_alias)
@@ -284,13 +322,40 @@ class Registry:
         evaluators = None
         if EVALUATORS in record.artifacts:
             evaluators = Evaluators.from_bytes(load(model, record.version, EVALUATORS))
+        calibrated = None
+        if REPLAY_ARTIFACT in record.artifacts:
+            table = read_table(load(model, record.version, REPLAY_ARTIFACT))
+            calibrated = calibration(record.meta, table, record.meta.get("window") or "1h")
         return VersionReference(
             version=record,
             profile=Profile.from_bytes(load(model, record.version, PROFILE)),
             suite=Suite.from_yaml(load(model, record.version, SUITE).decode("utf-8")),
             drift=Reference.from_bytes(load(model, record.version, DRIFT_REFERENCE)),
             evaluators=evaluators,
+            calibration=calibrated,
         )
+
+    def set_budget(
+        self, model: str, version_or_alias: str, false_incidents: float, days: float = 90.0
+    ) -> VersionRecord:
+        """Change a version's alert budget: its bounds are recalibrated from the stored replay
+        of its reference (no new replay), and the held-out rate measured again."""
+        from mlwarden.alerting.calibration import AlertBudget
+        from mlwarden.exceptions import ParameterError
+        from mlwarden.service.budget import META_KEY, REPLAY_ARTIFACT, read_table, rebudget
+
+        budget = AlertBudget(false_incidents, days)
+        record = self.store.resolve(model, version_or_alias)
+        if REPLAY_ARTIFACT not in record.artifacts:
+            raise ParameterError(
+                f"Version '{record.version}' of '{model}' has no replayed reference, so it has "
+                "no alert budget to change; register it again with a timestamp column.",
+                parameter="false_incidents",
+            )
+        table = read_table(self.store.artifact(model, record.version, REPLAY_ARTIFACT))
+        window = record.meta.get("window") or "1h"
+        alerting = rebudget(record.meta, table, window, budget)
+        return self.store.update_version_meta(model, record.version, {META_KEY: alerting})
 
 
 def global_explanation(
@@ -375,18 +440,3 @@ def _parquet(frame: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.write_parquet(buffer, compression="zstd")
     return buffer.getvalue()
-
-
-def _allow_column(suite: Suite, column: str) -> Suite:
-    """The suite with ``column`` (the row id the client adds) allowed in logged rows."""
-    from dataclasses import replace
-
-    from mlwarden.quality.schema import NoExtraColumns
-
-    checks = tuple(
-        replace(c, columns=(*c.columns, column))
-        if isinstance(c, NoExtraColumns) and column not in c.columns
-        else c
-        for c in suite.checks
-    )
-    return replace(suite, checks=checks)

@@ -19,11 +19,17 @@ For each window of the logged rows (joined with the labels that have arrived for
   (:mod:`mlwarden.explanation.drift`): ``explanation_shift`` per feature, ``importance_rank``,
   ``explanation_auc``.
 
-Every number is stored as a metric with its bounds; a value outside them is an alert, and the
-alerts of one window are one incident. Where a person marked an alert of a metric as a false
-alarm, that metric's bound is widened to beyond the value (:meth:`Store.mark_alert`) until the
-verdict is reverted. The window's profile and the drift, multivariate and
-performance results are kept for the drill-down.
+The metrics are computed by :func:`mlwarden.service.judge.judge_window`, the code the
+registry's replay calibrated the version's alert budget with. Every bounded metric gets its
+bounds from the version's :class:`~mlwarden.alerting.calibration.Calibration` (one
+false-incident budget shared by every family and segment), and whole-table drift and
+performance metrics feed a CUSUM each (``cusum.<metric>``), which finds slow change sooner than
+single windows do. A value outside its bounds is an alert, and the alerts of one window are one
+incident, which keeps the rule that opened it and how surprising its window was on
+reference-like data. A version registered without a calibration keeps each family's own bounds.
+Where a person marked an alert of a metric as a false alarm, that metric's bound is widened to
+beyond the value (:meth:`Store.mark_alert`) until the verdict is reverted. The window's profile
+and the drift, multivariate and performance results are kept for the drill-down.
 
 Only windows that changed are evaluated: a closed window is evaluated when it has never been, or
 when rows, labels, feedback or attributions arrived for it since (a count differs from the
@@ -34,6 +40,7 @@ from cron or an orchestrator; ``mlwarden serve`` runs it on a schedule.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -42,27 +49,23 @@ from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
-from mlwarden.exceptions import InputError, MlwardenError, ParameterError
-from mlwarden.service.evaluators import segment_name
+from mlwarden.alerting import cusum
+from mlwarden.alerting.calibration import CUSUM_PREFIX
+from mlwarden.exceptions import InputError, ParameterError
+from mlwarden.service.judge import Judged, judge_window, performance_metrics, segment_parts
 from mlwarden.store.metadata import MetricValue, incident_title
 from mlwarden.store.rowlog import BATCH_ID, DATE, INGESTED_AT, MODEL, MODEL_VERSION
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from mlwarden.drift import Reference
     from mlwarden.explanation.drift import Calibration
-    from mlwarden.performance.estimation import PerformanceEstimator
     from mlwarden.react.dispatch import Dispatcher
     from mlwarden.registry import VersionReference
-    from mlwarden.service.evaluators import Evaluators, SegmentEvaluators
+    from mlwarden.service.evaluators import Evaluators
+    from mlwarden.service.judge import Details
     from mlwarden.store.metadata import Store, WindowRecord
     from mlwarden.store.rowlog import RowLog
 
 _SERVICE_COLUMNS = (MODEL, DATE, MODEL_VERSION, INGESTED_AT, BATCH_ID)
-# The chance that a window without drift raises a drift alert (family-wise over the columns; the
-# segments share it). Windows are judged around the clock, so one in a hundred at most.
-DRIFT_ALPHA: Final = 0.01
 _WINDOW = "__window"
 # Per metric (name, column, segment): the (lower, upper) bounds false-alarm verdicts widened.
 Widened = dict[tuple[str, str, str], tuple[float | None, ...]]
@@ -148,13 +151,18 @@ def evaluate(
                 labels_only.add(row["start"])
     outcomes = []
     widened = store.widened_bounds(record.model) if pending else {}
+    # The newest window with rows: whether its stream stopped or its rows are late is unknown,
+    # so its row count is not judged.
+    latest = counts["start"].max()
     for run_start, run_end, starts in _runs(pending):
         rows = read_rows(
             rowlog, record.model, record.version, run_start, run_end, timestamp, evaluators
         )
         keyed = rows.with_columns(pl.col(timestamp).dt.truncate(window).alias(_WINDOW))
         data = keyed.drop([c for c in _SERVICE_COLUMNS if c in keyed.columns])
-        for (window_start,), part in data.partition_by(_WINDOW, as_dict=True).items():
+        parts = data.partition_by(_WINDOW, as_dict=True)
+        # in time order: each window's CUSUMs carry on from the window before
+        for (window_start,), part in sorted(parts.items(), key=lambda item: item[0]):
             assert isinstance(window_start, datetime)
             if window_start not in starts:
                 continue
@@ -171,13 +179,14 @@ def evaluate(
                     now,
                     notify,
                     widened,
+                    window_start != latest,
                 )
             )
     return sorted(outcomes, key=lambda o: o.window.start)
 
 
 _CACHE_SIZE: Final = 16
-_references: OrderedDict[tuple[str, int, datetime], VersionReference] = OrderedDict()
+_references: OrderedDict[tuple[str, int, datetime, str], VersionReference] = OrderedDict()
 _references_lock = threading.Lock()
 
 
@@ -187,7 +196,9 @@ def load_reference(store: Store, model: str, version: str) -> VersionReference:
     from mlwarden.registry import Registry
 
     record = store.resolve(model, version)
-    key = (store.url, record.id, record.created_at)
+    # a changed budget (the version's metadata) calibrates anew; the artifacts never change
+    budget = json.dumps((record.meta.get("alerting") or {}).get("budget"), sort_keys=True)
+    key = (store.url, record.id, record.created_at, budget)
     with _references_lock:
         if key in _references:
             _references.move_to_end(key)
@@ -286,15 +297,18 @@ def _evaluate_window(
     now: datetime,
     notify: Dispatcher | None,
     widened: Widened,
+    followed: bool = True,
 ) -> WindowOutcome:
-    from mlwarden.quality import validate
-
+    """Judge a window's rows, bound its metrics by the version's calibration, store them and
+    its alerts. Its row count is judged when a window came before it (the first of a stream
+    is often partial) and rows came after it (``followed``)."""
     record = reference.version
     evaluators = reference.evaluators
     target = evaluators.target if evaluators is not None else None
     n_labelled = (
         rows.height - rows[target].null_count() if target is not None and target in rows else 0
     )
+    previous = _previous_window(store, record.model, record.version, start)
     window = store.upsert_window(
         record.model,
         record.version,
@@ -304,32 +318,32 @@ def _evaluate_window(
         n_labelled=n_labelled,
         n_signals=n_signals,
     )
-    features = rows.drop(target) if target is not None and target in rows else rows
-    validation = validate(features, reference.suite, now=now)
-    store.save_validation(window.id, validation.passed, validation.to_dict())
-    metrics: list[MetricValue] = []
-    for result in validation.results:
-        metrics.append(
-            MetricValue(
-                "quality",
-                0.0 if result.passed else 1.0,
-                upper=0.0 if result.severity == "error" else None,
-                column=result.label,
-            )
-        )
-    for dimension, score in validation.scores.items():
-        metrics.append(MetricValue("quality_score", score, column=dimension))
-    skip = {target, evaluators.prediction if evaluators and evaluators.score else None}
-    metrics += _drift(store, window.id, reference.drift, features, skip, "", DRIFT_ALPHA)
-    if evaluators is not None:
-        metrics += _multivariate(store, window.id, evaluators, features)
-        metrics += _performance(store, window.id, evaluators.estimator, rows, "")
-        metrics += _segments(store, window.id, evaluators, rows, target, skip)
-    metrics += _signals(store, rowlog, reference, window)
+    calibration = reference.calibration
+    judgement = judge_window(
+        Judged(reference.suite, reference.drift, evaluators),
+        rows,
+        start=start,
+        now=now,
+        volume=previous is not None and followed,
+        family_bounds=calibration is None,
+    )
+    store.save_validation(window.id, judgement.validation.passed, judgement.validation.to_dict())
+    metrics = judgement.metrics + _signals(store, rowlog, reference, window)
+    metrics = _bounded(store, reference, previous, metrics)
+    _calibrated_report(judgement.details, metrics)
+    for kind, (result, blob) in judgement.details.items():
+        store.save_details(window.id, kind, result, blob)
     metrics = _widened(widened, metrics)
     store.write_metrics(window.id, metrics)
     return _conclude(
-        store, window, metrics, now, notify, passed=validation.passed, close_quiet=True
+        store,
+        window,
+        metrics,
+        now,
+        notify,
+        passed=judgement.validation.passed,
+        close_quiet=True,
+        surprise=None if calibration is None else calibration.surprise(metrics),
     )
 
 
@@ -344,6 +358,7 @@ def _relabel_window(
     now: datetime,
     notify: Dispatcher | None,
     widened: Widened,
+    followed: bool = True,
 ) -> WindowOutcome:
     """A window whose rows were evaluated and whose labels, feedback or attributions arrived
     since: its performance, feedback and explanation metrics are computed again, the other
@@ -352,6 +367,7 @@ def _relabel_window(
     evaluators = reference.evaluators
     target = evaluators.target if evaluators is not None else None
     n_labelled = rows.height - rows[target].null_count() if target and target in rows else 0
+    previous = _previous_window(store, record.model, record.version, start)
     window = store.upsert_window(
         record.model,
         record.version,
@@ -363,15 +379,86 @@ def _relabel_window(
     )
     fresh: list[MetricValue] = []
     if evaluators is not None and target is not None:
-        fresh += _performance(store, window.id, evaluators.estimator, rows, "")
-        for name, own, part in _segment_parts(evaluators, rows):
-            fresh += _performance(store, window.id, own.estimator, part, name)
+        details: Details = {}
+        fresh += performance_metrics(evaluators.estimator, rows, "", details)
+        for kind, (result, blob) in details.items():
+            store.save_details(window.id, kind, result, blob)
+        for name, own, part in segment_parts(evaluators, rows):
+            fresh += performance_metrics(own.estimator, part, name)
     fresh += _signals(store, rowlog, reference, window)
-    store.write_metrics(window.id, _widened(widened, fresh))
+    fresh = _widened(widened, _bounded(store, reference, previous, fresh))
+    store.write_metrics(window.id, fresh)
     validation = store.validation(window.id)
     passed = bool(validation is None or validation.get("passed", True))
     metrics = store.window_metrics(window.id)
-    return _conclude(store, window, metrics, now, notify, passed=passed, close_quiet=False)
+    calibration = reference.calibration
+    return _conclude(
+        store,
+        window,
+        metrics,
+        now,
+        notify,
+        passed=passed,
+        close_quiet=False,
+        surprise=None if calibration is None else calibration.surprise(metrics),
+    )
+
+
+def _previous_window(
+    store: Store, model: str, version: str, start: datetime
+) -> WindowRecord | None:
+    """The version's latest evaluated window before ``start`` within a week (its CUSUM sums
+    carry over; a stream that stopped for longer starts afresh)."""
+    earlier = [
+        w
+        for w in store.windows(model, version, start=start - cusum.MEMORY, end=start)
+        if w.evaluated_at is not None and w.start < start
+    ]
+    return max(earlier, key=lambda w: w.start) if earlier else None
+
+
+def _bounded(
+    store: Store,
+    reference: VersionReference,
+    previous: WindowRecord | None,
+    metrics: list[MetricValue],
+) -> list[MetricValue]:
+    """The metrics with the version's calibrated bounds and scores, and the CUSUMs advanced
+    from the window before (a version without a calibration keeps its families' bounds)."""
+    calibration = reference.calibration
+    if calibration is None:
+        return metrics
+    bounded = calibration.apply(metrics)
+    states: dict[tuple[str, str, str], float] = {}
+    if previous is not None:
+        states = {
+            (m.name.removeprefix(CUSUM_PREFIX), m.column, m.segment): m.value
+            for m in store.window_metrics(previous.id)
+            if m.name.startswith(CUSUM_PREFIX) and m.value is not None
+        }
+    return bounded + calibration.cusum(states, bounded)
+
+
+def _calibrated_report(details: Details, metrics: list[MetricValue]) -> None:
+    """The drift report kept for the drill-down, with the thresholds and verdicts of the
+    calibrated bounds (what alerted), so that both say the same."""
+    if "drift" not in details:
+        return
+    report, blob = details["drift"]
+    columns = report.get("columns") or {}
+    for m in metrics:  # the window's metrics
+        if m.segment or not m.name.startswith("drift.") or m.column not in columns:
+            continue
+        entry = columns[m.column]
+        entry["threshold"] = m.upper
+        entry["threshold_source"] = "alert budget" if m.upper is not None else "cannot alarm"
+        entry["drifted"] = m.alert
+        entry["score"] = m.score
+    drifted = [c for c, e in columns.items() if e.get("drifted")]
+    report["drifted_columns"] = drifted
+    report["n_drifted"] = len(drifted)
+    report["share_drifted"] = len(drifted) / len(columns) if columns else 0.0
+    details["drift"] = (report, blob)
 
 
 def _conclude(
@@ -383,10 +470,11 @@ def _conclude(
     *,
     passed: bool,
     close_quiet: bool,
+    surprise: float | None = None,
 ) -> WindowOutcome:
     """Record the window's alerts (closing quiet incidents when it is the newest look at the
     model), mark it evaluated, and hand a new incident to ``notify``."""
-    recorded = store.record_alerts(window.id, metrics)
+    recorded = store.record_alerts(window.id, metrics, surprise=surprise)
     if close_quiet:
         store.close_quiet_incidents(window.model, window.start)
     # Marked evaluated last: a crash before this point leaves the window pending.
@@ -400,7 +488,7 @@ def _conclude(
         evaluated_at=now,
     )
     if recorded is not None and recorded[1] and notify is not None:
-        _notify(notify, window.model, window.version, recorded[0], window, metrics)
+        _notify(notify, window.model, window.version, recorded[0], window, metrics, surprise)
     return WindowOutcome(
         window=window,
         metrics=len(metrics),
@@ -520,127 +608,6 @@ def _widened(widened: Widened, metrics: list[MetricValue]) -> list[MetricValue]:
     return out
 
 
-def _drift(
-    store: Store,
-    window_id: int,
-    reference: Reference,
-    rows: pl.DataFrame,
-    skip: set[str | None],
-    segment: str,
-    alpha: float,
-) -> list[MetricValue]:
-    """Per-column drift against ``reference``; the window's profile and report are kept.
-
-    ``skip`` holds the label (judged by performance) and, for a classifier with a score, its
-    thresholded prediction, whose drift the score's already shows."""
-    from mlwarden.drift import compare
-
-    columns = [c for c in reference.profile.columns if c in rows.columns and c not in skip]
-    if not columns or rows.height == 0:
-        return []
-    report = compare(reference, rows.select(columns), alpha=alpha)
-    if not segment:
-        current = report.current_profile
-        assert current is not None
-        store.save_details(window_id, "profile", {"rows": rows.height}, current.to_bytes())
-        store.save_details(window_id, "drift", report.to_dict())
-    return [
-        MetricValue(
-            f"drift.{drift.test}",
-            drift.effect_size,
-            upper=drift.threshold,
-            column=name,
-            segment=segment,
-        )
-        for name, drift in report.columns.items()
-    ]
-
-
-def _multivariate(
-    store: Store, window_id: int, evaluators: Evaluators, rows: pl.DataFrame
-) -> list[MetricValue]:
-    detector = evaluators.multivariate
-    if detector is None:
-        return []
-    try:
-        result = detector.evaluate(rows)
-    except MlwardenError as exc:  # a window too small, a feature missing from the logged rows
-        store.save_details(window_id, "multivariate", {"error": str(exc)})
-        return []
-    store.save_details(window_id, "multivariate", result.to_dict())
-    # Upper bound only: windows that vary less than usual (one recipe all day) are normal in a
-    # plant, and flat signals are the quality suite's stuck checks.
-    return [MetricValue("drift.pca", result.statistic, upper=result.upper)]
-
-
-def _performance(
-    store: Store,
-    window_id: int,
-    estimator: PerformanceEstimator | None,
-    rows: pl.DataFrame,
-    segment: str,
-) -> list[MetricValue]:
-    """Estimated (labels used where known) and realized performance of one window."""
-    if estimator is None or rows.height == 0:
-        return []
-    try:
-        result = estimator.estimate(rows, window=rows.height)
-    except MlwardenError as exc:  # a score column missing or broken in the logged rows
-        if not segment:
-            store.save_details(window_id, "performance", {"error": str(exc)})
-        return []
-    if not segment:
-        store.save_details(window_id, "performance", result.to_dict())
-    metrics = []
-    for estimate in result.estimates:
-        name = f"performance.{estimate.metric}"
-        value = None if estimate.estimated != estimate.estimated else estimate.estimated
-        metrics.append(
-            MetricValue(
-                name,
-                value,
-                lower=estimate.alert_lower,
-                upper=estimate.alert_upper,
-                segment=segment,
-            )
-        )
-        if estimate.realized is not None and estimate.n_labelled >= estimator.min_labels:
-            metrics.append(MetricValue(f"{name}.realized", estimate.realized, segment=segment))
-    return metrics
-
-
-def _segments(
-    store: Store,
-    window_id: int,
-    evaluators: Evaluators,
-    rows: pl.DataFrame,
-    target: str | None,
-    skip: set[str | None],
-) -> list[MetricValue]:
-    """Drift and performance of each known segment value, against that segment's reference."""
-    metrics: list[MetricValue] = []
-    alpha = DRIFT_ALPHA / max(1, len(evaluators.segments))
-    for name, own, part in _segment_parts(evaluators, rows):
-        features = part.drop(target) if target is not None and target in part else part
-        metrics += _drift(store, window_id, own.drift, features, skip, name, alpha)
-        metrics += _performance(store, window_id, own.estimator, part, name)
-    return metrics
-
-
-def _segment_parts(
-    evaluators: Evaluators, rows: pl.DataFrame
-) -> Iterator[tuple[str, SegmentEvaluators, pl.DataFrame]]:
-    """Each known segment value present in the window: its name, evaluators and rows."""
-    column = evaluators.segment
-    if column is None or column not in rows.columns:
-        return
-    values = rows[column].cast(pl.String)
-    for value, own in evaluators.segments.items():  # a handful of segments, not rows
-        part = rows.filter(values == value)
-        if part.height:
-            yield segment_name(column, value), own, part
-
-
 def _notify(
     notify: Dispatcher,
     model: str,
@@ -648,6 +615,7 @@ def _notify(
     incident: int,
     window: WindowRecord,
     metrics: list[MetricValue],
+    surprise: float | None = None,
 ) -> None:
     from mlwarden.react.dispatch import notification_from
 
@@ -659,16 +627,7 @@ def _notify(
             incident,
             incident_title(alerting),
             window,
-            [
-                {
-                    "metric": m.name,
-                    "column": m.column,
-                    "segment": m.segment,
-                    "value": m.value,
-                    "lower": m.lower,
-                    "upper": m.upper,
-                }
-                for m in alerting
-            ],
+            [m.to_dict() for m in alerting],
+            surprise,
         )
     )

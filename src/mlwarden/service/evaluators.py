@@ -11,7 +11,9 @@ Fitted once, when a version is registered, on its reference data:
   features, with reference chunks as long as the windows that will be evaluated;
 * per **segment** (the values of a segment column such as the production line), a drift
   reference and an estimator fitted on that segment's reference rows, so that a segment is
-  judged against itself with the same bounds logic as the whole table.
+  judged against itself with the same bounds logic as the whole table;
+* the **volume**: the rows a window usually holds, per phase of the day or week where the
+  reference shows a cycle in it (a quiet night shift is expected, not an alarm).
 
 Which column plays which part comes from the roles of the reference's schema (given, or inferred
 from the names: ``defect`` is a target, ``defect_score`` a score, ``line`` no segment unless
@@ -24,6 +26,7 @@ only from a store you trust, as with any model registry.
 
 from __future__ import annotations
 
+import math
 import pickle
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -34,19 +37,89 @@ from mlwarden.exceptions import FormatError, InputError, MlwardenError
 from mlwarden.schema import Kind, Role
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from mlwarden.alerting.null import NullModel
     from mlwarden.drift import Reference
     from mlwarden.drift.pca import PCAReconstruction
+    from mlwarden.drift.regimes import Phase
     from mlwarden.performance.estimation import PerformanceEstimator
     from mlwarden.schema import Schema
 
-__all__ = ["Evaluators", "SegmentEvaluators", "fit_evaluators"]
+__all__ = ["Evaluators", "SegmentEvaluators", "Volume", "fit_evaluators"]
 
 _MAGIC: Final = b"MLWEVAL1"
 MAX_SEGMENTS: Final = 20
 MIN_SEGMENT_ROWS: Final = 500
 MAX_ESTIMATOR_FEATURES: Final = 50
+MIN_VOLUME_WINDOWS: Final = 4
+VOLUME_SCALE: Final = 0.25
 CLASSIFIER_METRICS: Final = ("roc_auc", "f1", "accuracy")
 REGRESSOR_METRICS: Final = ("mae", "rmse")
+
+
+@dataclass
+class Volume:
+    """The rows per window the reference shows: the median per phase of its cycle (one value
+    under ``""`` without a cycle).
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> volume = Volume(rows={"": 480.0})
+        >>> round(volume.null(datetime(2024, 1, 1, tzinfo=UTC)).center)
+        480
+    """
+
+    rows: dict[str, float]
+    phase: Phase | None = None
+
+    def expected(self, start: datetime) -> float | None:
+        """The usual rows of a window starting at ``start``."""
+        if self.phase is None:
+            return self.rows.get("")
+        frame = pl.DataFrame({"t": [start]}).select(self.phase.label("t"))
+        return self.rows.get(str(frame.item()))
+
+    def null(self, start: datetime) -> NullModel | None:
+        """The null model of the row count of a window starting at ``start``: on the log
+        scale, fewer rows than usual is the bad side (lost data)."""
+        from mlwarden.alerting.null import NullModel
+
+        expected = self.expected(start)
+        if expected is None or expected <= 0:
+            return None
+        # Poisson arrivals give the log of a count a standard error of 1/sqrt(count); a
+        # quarter at least, so that only a loss of rows worth an incident (about half of them)
+        # alarms, not a window cut short by a stop
+        scale = max(1.0 / math.sqrt(expected), VOLUME_SCALE)
+        return NullModel(
+            "gauss", side="lower", center=expected, scale=scale, log=True, high=math.inf
+        )
+
+    @classmethod
+    def fit(cls, frame: pl.DataFrame, timestamp: str, window: str) -> Volume | None:
+        """From the reference's windows (its first and last, partial, left out)."""
+        from mlwarden.drift.regimes import PHASE, Phase, cycling
+        from mlwarden.quality._durations import parse_duration
+
+        counts = (
+            frame.group_by(pl.col(timestamp).dt.truncate(window).alias("__start"))
+            .len()
+            .sort("__start")
+            .slice(1)
+        )
+        counts = counts.head(max(0, counts.height - 1))
+        if counts.height < MIN_VOLUME_WINDOWS:
+            return None
+        span = (frame[timestamp].max() - frame[timestamp].min()).total_seconds()  # type: ignore[operator, union-attr]
+        phase = Phase.for_window(parse_duration(window, "window", "register"), span)
+        logged = counts.with_columns(pl.col("len").cast(pl.Float64).log().alias("__log"))
+        if phase is not None:
+            labelled = logged.with_columns(phase.label("__start"))
+            if cycling(labelled, "__start", ["__log"], phase):
+                medians = labelled.group_by(PHASE).agg(pl.col("len").median())
+                return cls({str(p): float(n) for p, n in medians.iter_rows()}, phase)
+        return cls({"": float(counts["len"].median())})  # type: ignore[arg-type]
 
 
 @dataclass
@@ -71,6 +144,7 @@ class Evaluators:
         multivariate: the PCA reconstruction detector fitted on the features.
         segments: per segment value (as text), its drift reference and estimator.
         notes: what could not be fitted, and why.
+        volume: the rows a window usually holds (None without a timestamp).
     """
 
     target: str | None = None
@@ -82,6 +156,7 @@ class Evaluators:
     multivariate: PCAReconstruction | None = None
     segments: dict[str, SegmentEvaluators] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    volume: Volume | None = None
 
     def to_bytes(self) -> bytes:
         return _MAGIC + pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
@@ -119,8 +194,13 @@ def fit_evaluators(
     timestamp: str | None = None,
     id: str = "id",
     segment: str | None = None,
+    drift: Reference | None = None,
+    chunks: int | None = None,
 ) -> Evaluators:
-    """Fit the evaluators of a version on its reference ``frame`` (see the module docstring)."""
+    """Fit the evaluators of a version on its reference ``frame`` (see the module docstring);
+    a segment's regimes borrow the whole reference's (``drift``) where the segment has too few
+    rows of a regime value. ``chunks`` sets the segments' drift reference chunks (their
+    thresholds' calibration; the default suits a stored version)."""
     notes: list[str] = []
     roles = {c.name: c.role for c in schema}
     target = _first(schema, Role.TARGET)
@@ -142,11 +222,16 @@ def fit_evaluators(
         frame, target, score, prediction, features, notes, "", window, timestamp
     )
     evaluators.multivariate = _multivariate(frame, features, window, timestamp, notes)
+    if timestamp is not None and frame.schema.get(timestamp, pl.Null).is_temporal():
+        evaluators.volume = Volume.fit(frame.sort(timestamp), timestamp, window)
     if segment is not None:
         evaluators.segment = segment
         evaluators.segments = _segments(
-            frame, segment, roles, evaluators.estimator, features, notes, window, timestamp
+            frame, segment, roles, evaluators.estimator, features, notes, window, timestamp, chunks
         )
+        if drift is not None:
+            for own in evaluators.segments.values():  # a handful of segments
+                own.drift.regimes.fill_from(drift.regimes)
     evaluators.notes = tuple(notes)
     return evaluators
 
@@ -232,9 +317,11 @@ def _segments(
     notes: list[str],
     window: str,
     timestamp: str | None,
+    chunks: int | None = None,
 ) -> dict[str, SegmentEvaluators]:
     """A drift reference and an estimator per segment value with enough reference rows."""
     from mlwarden.drift import Reference
+    from mlwarden.drift.reference import DEFAULT_CHUNKS
 
     counts = (
         frame.group_by(segment)
@@ -261,7 +348,13 @@ def _segments(
     for value in kept[segment].head(MAX_SEGMENTS).to_list():
         part = frame.filter(pl.col(segment) == value)
         name = segment_name(segment, value)
-        drift = Reference.fit(part, roles={k: v for k, v in roles.items() if k in part.columns})
+        drift = Reference.fit(
+            part,
+            roles={k: v for k, v in roles.items() if k in part.columns},
+            timestamp=timestamp,
+            window=window,
+            chunks=chunks or DEFAULT_CHUNKS,
+        )
         own = None
         if estimator is not None:
             own = _estimator(

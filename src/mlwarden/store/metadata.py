@@ -57,6 +57,8 @@ from mlwarden.store.schema import (
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
+    from mlwarden.alerting.null import NullModel
+
 DATABASE_URL_ENV: Final = "MLWARDEN_DATABASE_URL"
 DATA_DIR_ENV: Final = "MLWARDEN_DATA_DIR"
 DEFAULT_DATA_DIR: Final = Path(".mlwarden")
@@ -111,7 +113,11 @@ class WindowRecord:
 @dataclass(frozen=True)
 class MetricValue:
     """One number of a window: ``name`` (``"drift.psi"``, ``"null_rate"``, ``"f1"``), the column
-    and segment it is about (empty for the whole table), its value and alert bounds."""
+    and segment it is about (empty for the whole table), its value and alert bounds.
+
+    ``score`` is how far the value lies from what the reference makes usual, in the calibrated
+    units of :mod:`mlwarden.alerting.calibration`; ``null`` is the sampling theory of the value
+    on its window, which the calibration turns into the bounds (it is not stored)."""
 
     name: str
     value: float | None
@@ -119,6 +125,21 @@ class MetricValue:
     upper: float | None = None
     column: str = ""
     segment: str = ""
+    score: float | None = None
+    null: NullModel | None = field(default=None, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data: ``metric``, ``column``, ``segment``, ``value``, ``lower``, ``upper``,
+        ``score``."""
+        return {
+            "metric": self.name,
+            "column": self.column,
+            "segment": self.segment,
+            "value": self.value,
+            "lower": self.lower,
+            "upper": self.upper,
+            "score": self.score,
+        }
 
     @property
     def alert(self) -> bool:
@@ -307,6 +328,17 @@ class Store:
                 select(VersionRow).where(VersionRow.model_id == m.id).order_by(VersionRow.id)
             )
             return [_version(r, model, _artifact_kinds(s, r.id)) for r in rows]
+
+    def update_version_meta(
+        self, model: str, version: str, updates: dict[str, Any]
+    ) -> VersionRecord:
+        """Set top-level keys of a version's metadata (a changed alert budget, its measured
+        false-incident rate); its artifacts never change."""
+        with self.session() as s:
+            row = _version_row(s, _model_row(s, model), version)
+            row.meta = {**(row.meta or {}), **updates}
+            s.flush()
+            return _version(row, model, _artifact_kinds(s, row.id))
 
     def artifact(self, model: str, version: str, kind: str) -> bytes:
         """The bytes of one artifact, checked against the SHA-256 stored with them."""
@@ -512,6 +544,7 @@ class Store:
                     lower=m.lower,
                     upper=m.upper,
                     alert=m.alert,
+                    score=m.score,
                 )
                 for m in metrics
             )
@@ -647,7 +680,8 @@ class Store:
         with self.session() as s:
             rows = s.scalars(select(MetricRow).where(MetricRow.window_id == window_id))
             return [
-                MetricValue(r.name, r.value, r.lower, r.upper, r.column, r.segment) for r in rows
+                MetricValue(r.name, r.value, r.lower, r.upper, r.column, r.segment, r.score)
+                for r in rows
             ]
 
     def save_details(
@@ -924,15 +958,17 @@ class Store:
             return row.id
 
     def record_alerts(
-        self, window_id: int, metrics: Sequence[MetricValue]
+        self, window_id: int, metrics: Sequence[MetricValue], *, surprise: float | None = None
     ) -> tuple[int, bool] | None:
         """Replace the alerts of a window by the metrics of it that are outside their bounds.
 
         Alerts of one model that start together (same window start) are one incident: it is
         opened with the first alert and reused when the window is evaluated again. An alert
         that continues one of the window just before (same metric, column and segment) belongs
-        to that window's incident: a fault that lasts a day is one incident, not six. Returns
-        the incident's id and whether it is new, or None when the window has no alert.
+        to that window's incident: a fault that lasts a day is one incident, not six. An
+        incident keeps the rule its first window's alerts came from (:func:`alert_rule`) and
+        that window's ``surprise`` (the chance of a window as extreme on reference-like data).
+        Returns the incident's id and whether it is new, or None when the window has no alert.
         """
         alerting = [m for m in metrics if m.alert]
         with self.session() as s:
@@ -941,8 +977,16 @@ class Store:
                 raise NotFoundError(f"No window with id {window_id}.", what="window")
             version = s.get(VersionRow, window.version_id)
             assert version is not None
+            before = set(
+                s.scalars(
+                    select(AlertRow.incident_id).where(
+                        AlertRow.window_id == window_id, AlertRow.incident_id.is_not(None)
+                    )
+                )
+            )
             s.execute(delete(AlertRow).where(AlertRow.window_id == window_id))
             if not alerting:
+                _withdraw_emptied(s, before, window.start)
                 return None
             incident = _continued_incident(s, window, alerting) or s.scalar(
                 select(IncidentRow).where(
@@ -956,11 +1000,15 @@ class Store:
                     model_id=version.model_id,
                     title=incident_title(alerting),
                     started_at=window.start,
+                    rule=alert_rule(alerting),
+                    surprise=surprise,
                 )
                 s.add(incident)
                 s.flush()
             elif incident.started_at == window.start:
                 incident.title = incident_title(alerting)
+                incident.rule = alert_rule(alerting)
+                incident.surprise = surprise
             s.add_all(
                 AlertRow(
                     model_id=version.model_id,
@@ -977,6 +1025,8 @@ class Store:
                 )
                 for m in alerting
             )
+            s.flush()
+            _withdraw_emptied(s, before - {incident.id}, window.start)
             return incident.id, new
 
     def incidents(self, model: str) -> list[dict[str, Any]]:
@@ -1003,6 +1053,8 @@ class Store:
                     "started_at": r.started_at,
                     "ended_at": r.ended_at,
                     "alerts": int(counts.get(r.id, 0)),
+                    "rule": r.rule,
+                    "surprise": r.surprise,
                 }
                 for r in rows
             ]
@@ -1119,6 +1171,34 @@ def _continued_incident(
                     incident.status, incident.ended_at = "open", None
                 return incident
     return None
+
+
+def _withdraw_emptied(s: Session, incident_ids: set[int | None], at: datetime) -> None:
+    """Incidents left without an alert by a window evaluated again (labels that arrived showed
+    the estimate was fine) are withdrawn: kept, with the record of what was done about them,
+    but no longer counted or listed as open."""
+    for incident_id in incident_ids:
+        if incident_id is None:
+            continue
+        left = s.scalar(select(func.count()).where(AlertRow.incident_id == incident_id))
+        incident = s.get(IncidentRow, incident_id)
+        if not left and incident is not None:
+            incident.status = "withdrawn"
+            incident.ended_at = incident.ended_at or at
+
+
+def alert_rule(alerting: Sequence[MetricValue]) -> str:
+    """Which rules the alerts came from, joined by ``+``: ``window`` (a metric past its bound
+    in one window), ``cusum`` (a change summed over windows), ``quality`` (a failed check)."""
+    rules = set()
+    for m in alerting:
+        if m.name.startswith("cusum."):
+            rules.add("cusum")
+        elif m.name == "quality":
+            rules.add("quality")
+        else:
+            rules.add("window")
+    return "+".join(sorted(rules))
 
 
 def incident_title(alerting: Sequence[MetricValue]) -> str:

@@ -163,6 +163,9 @@ class MetricRow(Base):
     lower: Mapped[float | None] = mapped_column(Float, default=None)
     upper: Mapped[float | None] = mapped_column(Float, default=None)
     alert: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How far the value is from what the reference makes usual, in calibrated standard units
+    # (None for metrics without a calibration: quality checks, counts).
+    score: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class ValidationRow(Base):
@@ -201,6 +204,11 @@ class IncidentRow(Base):
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # What opened the incident: "window" (a metric past its bound in one window), "cusum" (a
+    # slow change summed over windows) or "quality" (a failed check); and the chance of a
+    # window at least as extreme as its opening one on reference-like data.
+    rule: Mapped[str] = mapped_column(String(20), default="")
+    surprise: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class AlertRow(Base):

@@ -32,6 +32,8 @@ class Notification:
     alerts: tuple[dict[str, Any], ...] = ()
     severity: str = "warning"
     link: str = ""
+    # The chance of a window as extreme as the incident's first one on reference-like data.
+    surprise: float | None = None
 
     @property
     def summary(self) -> str:
@@ -42,6 +44,11 @@ class Notification:
             f"Incident {self.incident} of {self.model} (version {self.version}), window "
             f"{self.started_at:%Y-%m-%d %H:%M} to {self.ended_at:%H:%M} UTC:"
         ]
+        if self.surprise is not None:
+            from mlwarden.alerting.calibration import rarity
+
+            seconds = (self.ended_at - self.started_at).total_seconds()
+            lines.append(f"A window like this: {rarity(self.surprise, seconds)}.")
         for alert in self.alerts[:20]:
             bound = []
             if alert.get("lower") is not None:
@@ -71,6 +78,7 @@ class Notification:
             "ended_at": self.ended_at.isoformat(),
             "alerts": list(self.alerts),
             "link": self.link,
+            "surprise": self.surprise,
         }
 
 
