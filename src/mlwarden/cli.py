@@ -751,6 +751,14 @@ def token_revoke(token_id: int, data_dir: Path | None, database_url: str | None)
 @click.option("--role", "roles", multiple=True, metavar="COLUMN=ROLE", help="Override a role.")
 @click.option("--segment", help="Column whose values get metrics of their own (e.g. line).")
 @click.option("--window", default="1h", show_default=True, help="Window of the evaluation.")
+@click.option(
+    "--false-incidents",
+    type=click.FloatRange(min=0, min_open=True, max=1000),
+    default=1.0,
+    show_default=True,
+    help="The alert budget: false incidents per 90 days the team accepts, shared by every "
+    "metric family and segment.",
+)
 @click.option("--alias", help="Point this alias (e.g. production) at the new version.")
 @click.option(
     "--from-mlflow",
@@ -773,6 +781,7 @@ def register_command(
     roles: tuple[str, ...],
     segment: str | None,
     window: str,
+    false_incidents: float,
     alias: str | None,
     mlflow_model: str | None,
     tracking_uri: str | None,
@@ -781,7 +790,8 @@ def register_command(
 ) -> None:
     """Register VERSION of MODEL with its reference data, fitted on REFERENCE: profile, quality
     suite, drift reference, performance estimator (with a target and a score or prediction
-    column), multivariate drift and per-segment references."""
+    column), multivariate drift and per-segment references; the reference is replayed window by
+    window to calibrate every bound under the alert budget."""
     from mlwarden.registry import Registry
 
     if tracking_uri and not mlflow_model:
@@ -794,6 +804,7 @@ def register_command(
         "roles": _pairs(roles, "--role"),
         "segment": segment,
         "window": window,
+        "false_incidents": false_incidents,
     }
     if mlflow_model:
         import os
@@ -820,11 +831,62 @@ def register_command(
         record = registry.register(model, version, reference, **options)
         source = ""
     click.echo(f"Registered {model} {version}{source}: {', '.join(record.artifacts)}")
+    _echo_budget(record.meta.get("alerting") or {})
     for note in record.meta.get("evaluators", {}).get("notes", []):
         click.echo(f"  note: {note}")
     if alias:
         registry.promote(model, version, alias=alias)
         click.echo(f"{alias} -> {version}")
+
+
+def _echo_budget(alerting: dict[str, Any]) -> None:
+    """The alert budget of a version in a few lines: the budget, the held-out measurement,
+    what cannot alarm."""
+    budget = alerting.get("budget") or {}
+    held = alerting.get("held_out")
+    if budget:
+        line = (
+            f"Alert budget: {budget['false_incidents']:g} false incidents per "
+            f"{budget['days']:g} days"
+        )
+        if held:
+            line += (
+                f"; on {held['windows']} held-out reference windows: {held['incidents']} "
+                f"false incidents ({held['rate']:.2g} per {budget['days']:g} days)"
+            )
+        click.echo(line + ".")
+    for text in alerting.get("regimes", []):
+        click.echo(f"  like with like: {text}")
+    for adjusted in alerting.get("adjustments", []):
+        click.echo(f"  check {adjusted['check']}: {adjusted['action']}, {adjusted['detail']}")
+    for note in alerting.get("notes", []):
+        click.echo(f"  note: {note}")
+
+
+@cli.command("budget")
+@click.argument("model")
+@click.argument("version")
+@click.argument("false_incidents", type=click.FloatRange(min=0, min_open=True, max=1000))
+@click.option("--days", type=click.FloatRange(1, 3650), default=90.0, show_default=True)
+@DATA_DIR_OPTION
+@DATABASE_OPTION
+@friendly_errors
+def budget_command(
+    model: str,
+    version: str,
+    false_incidents: float,
+    days: float,
+    data_dir: Path | None,
+    database_url: str | None,
+) -> None:
+    """Set the alert budget of VERSION (or alias) of MODEL to FALSE_INCIDENTS per --days: its
+    bounds are recalibrated from the replay stored at registration."""
+    from mlwarden.registry import Registry
+
+    registry = Registry(build_settings(data_dir, database_url).store())
+    record = registry.set_budget(model, version, false_incidents, days)
+    click.echo(f"{model} {record.version}:")
+    _echo_budget(record.meta.get("alerting") or {})
 
 
 @cli.command("evaluate")

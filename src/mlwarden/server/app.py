@@ -39,6 +39,7 @@ from mlwarden.store.metadata import (
     Scope,
     Store,
     TokenRecord,
+    VersionRecord,
     WindowRecord,
 )
 from mlwarden.store.rowlog import RowLog
@@ -125,6 +126,13 @@ class AlertVerdict(BaseModel):
     true_alarm: bool
     by: str = Field(default="", max_length=200)
     comment: str = Field(default="", max_length=2_000)
+
+
+class BudgetChange(BaseModel):
+    """A version's alert budget: the false incidents its team accepts per ``days``."""
+
+    false_incidents: float = Field(gt=0, le=1_000)
+    days: float = Field(default=90.0, ge=1, le=3_650)
 
 
 class Stored(BaseModel):
@@ -268,6 +276,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get(f"{API}/models/{{model}}", tags=["models"])
     def get_model(request: Request, model: str, _: ReadToken) -> dict[str, Any]:
         return _model_doc(request.app.state.store, model)
+
+    @app.get(f"{API}/models/{{model}}/versions/{{version}}", tags=["models"])
+    def get_version(request: Request, model: str, version: str, _: ReadToken) -> dict[str, Any]:
+        """A version (or the version an alias points at): its metadata, with ``alerting``:
+        the alert budget, how it is shared, the false-incident rate measured on held-out
+        reference windows, the regimes and cycles found and what cannot alarm."""
+        return _version_doc(request.app.state.store.resolve(model, version))
+
+    @app.put(f"{API}/models/{{model}}/versions/{{version}}/alert-budget", tags=["models"])
+    def set_alert_budget(
+        request: Request, model: str, version: str, budget: BudgetChange, _: WriteToken
+    ) -> dict[str, Any]:
+        """Change a version's alert budget: its bounds are recalibrated from the replay stored
+        at registration, and the next evaluation uses them."""
+        from mlwarden.registry import Registry
+
+        registry = Registry(request.app.state.store)
+        record = registry.set_budget(model, version, budget.false_incidents, budget.days)
+        return _version_doc(record)
 
     @app.get(f"{API}/models/{{model}}/metrics", tags=["metrics"])
     def metrics(
@@ -580,6 +607,16 @@ def _window_doc(window: WindowRecord) -> dict[str, Any]:
         "n_rows": window.n_rows,
         "n_labelled": window.n_labelled,
         "evaluated_at": None if window.evaluated_at is None else window.evaluated_at.isoformat(),
+    }
+
+
+def _version_doc(record: VersionRecord) -> dict[str, Any]:
+    return {
+        "model": record.model,
+        "version": record.version,
+        "created_at": record.created_at.isoformat(),
+        "artifacts": list(record.artifacts),
+        "meta": record.meta,
     }
 
 

@@ -3,6 +3,12 @@ explanation — each sensor group's and feature's share of the attributions and 
 its effect — beside the production version's (or, for the production version, beside the one
 it replaced), and its promotion requests with the gate's evidence per metric and segment.
 
+The page shows the version's alert budget: the false incidents per period its team accepts, how
+the budget is shared between single-window bounds, CUSUMs and quality checks, the rate measured
+on reference windows held out of the calibration, the regimes and cycles its metrics are judged
+within, the learned checks widened to fit the budget, and what cannot alarm at its window size.
+A holder of a write token changes the budget there (``POST .../alert-budget``).
+
 A pending promotion is approved or rejected from the page (``POST /promotions/{id}/review``)
 by anyone holding a token of scope ``write``, from this server's own page: the review goes into
 the alias history with the gate's evidence (:func:`mlwarden.registry.promotion.review_promotion`).
@@ -202,6 +208,7 @@ def version_page(request: Request, model: str, version: str, viewer: Viewer) -> 
         comparison=_comparison(this, other) if this["features"] else [],
         plots=[*this["plots"], *(other["plots"] if other else [])],
         promotions=promotions,
+        alerting=record.meta.get("alerting"),
         writer=writer,
         why_not=None if writer is not None else _why_not(request, viewer, "Reviewing a promotion"),
         flash=flash,
@@ -276,6 +283,51 @@ async def review_promotion_form(request: Request, promotion_id: str) -> Response
         f"#promotion-{current.id}"
     )
     return noted(request, target, *note)
+
+
+@router.post("/models/{model}/versions/{version}/alert-budget")
+async def alert_budget_form(request: Request, model: str, version: str) -> Response:
+    """Change a version's alert budget (form field ``false_incidents``, per 90 days; write
+    token, same origin); back to the version page with a note."""
+    from mlwarden.registry import Registry
+
+    posted = await writer_form(
+        request,
+        where="Change alert budgets",
+        doing="Changing an alert budget",
+        form_name="budget",
+        limit=MAX_FORM_BYTES,
+    )
+    if not isinstance(posted, tuple):
+        return posted
+    writer, form = posted
+    text = (form.get("false_incidents") or [""])[0].strip()
+    try:
+        wanted = float(text)
+    except ValueError:
+        wanted = math.nan
+    target = f"/models/{quote(model, safe='')}/versions/{quote(version, safe='')}#alert-budget"
+    if not 0 < wanted <= 1_000:
+        return noted(
+            request,
+            target,
+            "error",
+            f"A budget is a number of false incidents per 90 days in (0, 1000]; got {text!r}.",
+        )
+    registry = Registry(_store(request))
+    try:
+        await run_in_threadpool(partial(registry.set_budget, model, version, wanted))
+    except NotFoundError as exc:
+        return _problem(request, 404, "Not found", str(exc))
+    except ParameterError as exc:
+        return noted(request, target, "error", str(exc))
+    return noted(
+        request,
+        target,
+        "ok",
+        f"The alert budget of version {version} is now {wanted:g} false incidents per 90 days "
+        f"(set by {writer.name}); the next evaluation uses its bounds.",
+    )
 
 
 # -- helpers --------------------------------------------------------------------------------------

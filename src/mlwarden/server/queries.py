@@ -436,7 +436,9 @@ def window_metrics(store: Store, window_id: int) -> pl.DataFrame:
 
 @dataclass(frozen=True)
 class IncidentSummary:
-    """One incident in a list: its title, state and number of alerts."""
+    """One incident in a list: its title, state and number of alerts, the rule that opened it
+    and how surprising its first window was (the chance of one as extreme on reference-like
+    data; ``window_seconds`` is that window's length)."""
 
     id: int
     model: str
@@ -445,6 +447,16 @@ class IncidentSummary:
     started_at: datetime
     ended_at: datetime | None
     alerts: int
+    rule: str = ""
+    surprise: float | None = None
+    window_seconds: float | None = None
+
+    @property
+    def rarity(self) -> str:
+        """The surprise in words (:func:`mlwarden.alerting.calibration.rarity`)."""
+        from mlwarden.alerting.calibration import rarity
+
+        return rarity(self.surprise, self.window_seconds)
 
 
 @dataclass(frozen=True)
@@ -476,6 +488,8 @@ def incidents(
                 IncidentRow.status,
                 IncidentRow.started_at,
                 IncidentRow.ended_at,
+                IncidentRow.rule,
+                IncidentRow.surprise,
             )
             .join(ModelRow, ModelRow.id == IncidentRow.model_id)
             .where(*scope)
@@ -488,7 +502,10 @@ def incidents(
             .where(AlertRow.incident_id.in_([row[0] for row in rows]))
             .group_by(AlertRow.incident_id),
         )
-    return [IncidentSummary(*row, alerts=counts.get(row[0], 0)) for row in rows], total
+    return [
+        IncidentSummary(*row[:6], alerts=counts.get(row[0], 0), rule=row[6], surprise=row[7])
+        for row in rows
+    ], total
 
 
 def incident(store: Store, model: str, incident_id: int) -> Incident:
@@ -510,6 +527,7 @@ def incident(store: Store, model: str, incident_id: int) -> Incident:
                     AlertRow.upper,
                     AlertRow.window_id,
                     WindowRow.start.label("window_start"),
+                    WindowRow.end.label("window_end"),
                     VersionRow.version,
                 )
                 .join(WindowRow, WindowRow.id == AlertRow.window_id)
@@ -518,7 +536,19 @@ def incident(store: Store, model: str, incident_id: int) -> Incident:
                 .order_by(WindowRow.start, AlertRow.metric, AlertRow.column, AlertRow.segment)
             )
         ]
+        seconds = None
+        if alerts:
+            seconds = (alerts[0]["window_end"] - alerts[0]["window_start"]).total_seconds()
         summary = IncidentSummary(
-            row.id, model, row.title, row.status, row.started_at, row.ended_at, len(alerts)
+            row.id,
+            model,
+            row.title,
+            row.status,
+            row.started_at,
+            row.ended_at,
+            len(alerts),
+            rule=row.rule,
+            surprise=row.surprise,
+            window_seconds=seconds,
         )
     return Incident(summary, alerts)
