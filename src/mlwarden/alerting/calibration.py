@@ -233,6 +233,7 @@ class KeyStats:
     allowance: float = cusum.ALLOWANCE
     folded: bool = False
     two_sided: bool = False
+    widening: float = 1.0
 
     def at(self, labelled: float) -> tuple[float, float, int]:
         """Mean, spread and windows for a window with this share of labelled rows."""
@@ -262,6 +263,10 @@ class Calibration:
     checks: dict[str, tuple[int, int]] = field(default_factory=dict)
     extra_metrics: int = 0
     sequential: frozenset[Key] = frozenset()
+    widening: float = 1.0
+    _thresholds: dict[tuple[KeyStats, float], float | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def fit(
@@ -271,9 +276,14 @@ class Calibration:
         budget: AlertBudget | None = None,
         window: str = "1h",
         extra_metrics: int = 0,
+        widening: float = 1.0,
+        widened: Mapping[Key, float] | None = None,
     ) -> Calibration:
         """Fit from a replay table (:data:`REPLAY_SCHEMA`); ``extra_metrics`` counts bounded
-        metrics without a replay (feedback rates), which share the budget too."""
+        metrics without a replay (feedback rates), which share the budget too; ``widening``
+        multiplies every replayed metric's single-window threshold, and ``widened`` some
+        metrics' single-window threshold and CUSUM allowance and threshold further (see
+        :func:`tune`)."""
         seconds = parse_duration(window, "window", "Calibration")
         if not seconds > 0:
             raise ParameterError(
@@ -327,6 +337,9 @@ class Calibration:
                 str(c): (int(f), int(w))
                 for c, f, w in per_check.iter_rows()  # per check
             }
+        for key, factor in (widened or {}).items():  # the few metrics tune widened
+            if key in stats:
+                stats[key] = replace(stats[key], widening=float(factor))
         sequential = frozenset(k for k in stats if _sequential(k))
         return cls(
             budget=budget or AlertBudget(),
@@ -336,6 +349,7 @@ class Calibration:
             checks=checks,
             extra_metrics=extra_metrics,
             sequential=sequential,
+            widening=widening,
         )
 
     # -- the budget, shared out -------------------------------------------------------------
@@ -375,6 +389,12 @@ class Calibration:
         see the module docstring); None below :data:`MIN_WINDOWS` replayed windows."""
         if stats is _THEORY:
             return float(scipy_stats.norm.isf(self.metric_alpha))
+        key = (stats, labelled)
+        if key not in self._thresholds:  # a window's metrics ask again and again
+            self._thresholds[key] = self._threshold(stats, labelled)
+        return self._thresholds[key]
+
+    def _threshold(self, stats: KeyStats, labelled: float) -> float | None:
         mean, std, windows = stats.at(labelled)
         if windows < MIN_WINDOWS:
             return None
@@ -384,13 +404,15 @@ class Calibration:
             shift, spread = _folded(mean, std)
             folded = _folded_quantile(shift, spread, self.metric_alpha, windows)
             c = max(c, (folded - mean) / std)
-        return max(c, stats.floor)
+        return max(c, stats.floor) * self.widening * stats.widening
 
     def chance(self, stats: KeyStats, z: float, labelled: float = 0.0) -> float:
-        """The chance that one clean window's nominal z of this metric exceeds ``z``."""
+        """The chance that one clean window's nominal z of this metric exceeds ``z`` (its
+        distance from the usual read through the calibration's widening)."""
         if stats is _THEORY:
             return tail(z)
         mean, std, windows = stats.at(labelled)
+        z = mean + (z - mean) / (self.widening * stats.widening)
         inflate = math.sqrt(1.0 + 1.0 / max(windows, 1))
         df = max(1, windows - 1)
         if stats.two_sided:
@@ -467,11 +489,12 @@ class Calibration:
                 continue
             own = self.stats[key]
             before = previous.get(key, 0.0)
+            score = m.score / own.widening  # the global widening is the single window's
             if own.two_sided:
-                state = cusum.step_both(before, m.score, h=h, k=own.allowance, rho=own.rho)
+                state = cusum.step_both(before, score, h=h, k=own.allowance, rho=own.rho)
                 lower: float | None = -h
             else:
-                state = cusum.step(before, m.score, h=h, k=own.allowance, rho=own.rho)
+                state = cusum.step(before, score, h=h, k=own.allowance, rho=own.rho)
                 lower = None
             out.append(
                 MetricValue(
@@ -556,6 +579,13 @@ class Calibration:
             "lie beyond what the metric can reach); use longer windows or a longer reference."
             for pair, segments in wide.items()
         ]
+        found += [
+            f"{describe(key)}: bound widened {stats.widening:.2g}× further, as it alarmed on "
+            "reference windows held out of its calibration (it moves with something the "
+            "reference's folds do not share: weather, campaigns)."
+            for key, stats in sorted(self.stats.items())
+            if stats.widening > 1.0 and key[:2] not in wide
+        ]
         return found
 
     def summary(self) -> dict[str, Any]:
@@ -579,6 +609,8 @@ class Calibration:
                 "run_length": self.cusum_run_length,
             },
             "quality_checks": len(self.checks),
+            "widening": self.widening,
+            "widened": sum(s.widening > 1.0 for s in self.stats.values()),
         }
 
 
@@ -718,10 +750,11 @@ def _left_out(scored: pl.DataFrame) -> pl.DataFrame:
 
 
 def _allowances(scored: pl.DataFrame, rho: Mapping[Key, float]) -> dict[Key, float]:
-    """Per metric, the CUSUM allowance: half a score unit, plus how far the mean score of a
-    fold of the replay wanders beyond what its windows' own spread explains, where it clearly
-    does (a chi-squared test at 5 %): a block of days that runs a little high must not add up
-    to an alarm, and a few folds' scatter must not blunt the sum for nothing."""
+    """Per metric, the CUSUM allowance: half a score unit, plus what the replay cannot pin
+    down — twice the standard error of its mean score (every production window shares that
+    error, and a sum would add it up) — or, where it is larger and clearly there (a chi-squared
+    test at 5 %), how far the mean score of a fold wanders beyond its windows' own spread (a
+    block of days that runs a little high must not add up to an alarm either)."""
     if scored.height == 0:
         return {}
     per_fold = scored.group_by([*_KEY, "fold"]).agg(
@@ -731,18 +764,20 @@ def _allowances(scored: pl.DataFrame, rho: Mapping[Key, float]) -> dict[Key, flo
         pl.col("__m").var().alias("__v"),
         (1.0 / pl.col("__k")).mean().alias("__expected"),
         pl.len().alias("__folds"),
+        pl.col("__k").sum().alias("__windows"),
     )
     out = {}
-    for name, column, segment, v, expected, folds in table.iter_rows():  # per metric
-        if v is None or folds < 3:
-            continue
+    for name, column, segment, v, expected, folds, windows in table.iter_rows():  # per metric
         key = (name, column, segment)
         r = rho.get(key, 0.0)
-        # the variance of a fold's mean of autocorrelated scores
-        usual = float(expected) * (1.0 + r) / (1.0 - r)
-        significant = float(scipy_stats.chi2.ppf(0.95, folds - 1)) / (folds - 1)
-        if float(v) > significant * usual:
-            out[key] = cusum.ALLOWANCE + math.sqrt(float(v) - usual)
+        inflation = (1.0 + r) / (1.0 - r)  # of the variance of a mean of correlated scores
+        extra = 2.0 * math.sqrt(inflation / max(1, windows))
+        if v is not None and folds >= 3:
+            usual = float(expected) * inflation
+            significant = float(scipy_stats.chi2.ppf(0.95, folds - 1)) / (folds - 1)
+            if float(v) > significant * usual:
+                extra = max(extra, math.sqrt(float(v) - usual))
+        out[key] = cusum.ALLOWANCE + extra
     return out
 
 
@@ -820,12 +855,29 @@ def held_out(
     budget: AlertBudget | None = None,
     window: str = "1h",
     extra_metrics: int = 0,
+    widening: float = 1.0,
+    widened: Mapping[Key, float] | None = None,
 ) -> HeldOut:
     """Calibrate on the even folds of the replay and count the incidents on the odd ones,
     then the other way round (the single-window rule, the CUSUMs and the quality checks)."""
+    measured, _ = _held_out(replay, budget, window, extra_metrics, widening, widened or {})
+    return measured
+
+
+def _held_out(
+    replay: pl.DataFrame,
+    budget: AlertBudget | None,
+    window: str,
+    extra_metrics: int,
+    widening: float,
+    widened: Mapping[Key, float],
+) -> tuple[HeldOut, set[Key]]:
+    """:func:`held_out`, with the replayed metrics that alarmed in its false incidents (the
+    bounded metric a CUSUM follows stands for the CUSUM; quality checks are left out)."""
     folds = sorted(set(replay["fold"].to_list()))
     windows = incidents = 0
     per_period = 0.0
+    alarmed: set[Key] = set()
     for part in (0, 1):
         fit_folds = [f for i, f in enumerate(folds) if i % 2 == part]
         test_folds = [f for i, f in enumerate(folds) if i % 2 != part]
@@ -836,13 +888,76 @@ def held_out(
             budget=budget,
             window=window,
             extra_metrics=extra_metrics,
+            widening=widening,
+            widened=widened,
         )
         per_period = calibration.windows_per_period
         test = replay.filter(pl.col("fold").is_in(test_folds))
         alerts = _replayed_alerts(calibration, test)
         windows += len(alerts)
         incidents += len(group_incidents(alerts))
-    return HeldOut(windows, incidents, per_period)
+        for _, _, keys in alerts:  # windows: the alerting ones are few
+            for name, column, segment in keys:
+                if name != "quality":
+                    alarmed.add((name.removeprefix(CUSUM_PREFIX), column, segment))
+    return HeldOut(windows, incidents, per_period), alarmed
+
+
+WIDENINGS: Final = (1.0, 1.2, 1.4, 1.6)
+"""The widenings of every threshold :func:`tune` tries, smallest first."""
+
+STEP: Final = 1.5
+"""How much further :func:`tune` widens, round after round, the few metrics that still alarm
+on held-out windows."""
+
+ROUNDS: Final = 6
+"""Rounds of :data:`STEP` at most (a metric widened ``1.5⁶ ≈ 11×`` rarely alarms at all)."""
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """What :func:`tune` chose: the widening of every threshold, the metrics widened further
+    (a factor each) and the held-out measurement under both."""
+
+    widening: float
+    widened: dict[Key, float]
+    measured: HeldOut
+
+
+def tune(
+    replay: pl.DataFrame,
+    *,
+    budget: AlertBudget | None = None,
+    window: str = "1h",
+    extra_metrics: int = 0,
+) -> Tuned:
+    """The smallest widening of every single-window threshold under which the reference's windows
+    held out of each calibration raise no more false incidents than the budget expects of
+    them (rounded down: none, for any reference shorter than the budget's period), with that
+    measurement. Plant data has heavier tails than a normal distribution; each metric's forty
+    or so windows cannot show its own, but the held-out windows of all of them together show
+    where a normal extrapolation falls short (the CUSUMs sum clipped scores: tails barely move
+    them, and they are left as they are). Past :data:`WIDENINGS`, widening everything
+    would blind every metric for the sake of a few (a humidity that follows the weather, a
+    recipe run in long campaigns): those that still alarm are widened on their own, by
+    :data:`STEP` a round."""
+    allowed = AlertBudget.from_dict(None) if budget is None else budget
+    seconds = parse_duration(window, "window", "tune")
+    widened: dict[Key, float] = {}
+    for widening in WIDENINGS:
+        measured, alarmed = _held_out(replay, budget, window, extra_metrics, widening, widened)
+        expected = math.floor(allowed.per_window(seconds) * measured.windows)
+        if measured.incidents <= expected:
+            return Tuned(widening, widened, measured)
+    for _ in range(ROUNDS):
+        if not alarmed:  # quality checks alone: the suite's fit answers for them
+            break
+        for key in alarmed:
+            widened[key] = widened.get(key, 1.0) * STEP
+        measured, alarmed = _held_out(replay, budget, window, extra_metrics, widening, widened)
+        if measured.incidents <= expected:
+            break
+    return Tuned(widening, widened, measured)
 
 
 def _replayed_alerts(
@@ -901,6 +1016,7 @@ def _replayed_alerts(
         own = [calibration.stats[k] for k in keys]  # type: ignore[index]
         rhos = np.asarray([o.rho for o in own])
         allowances = np.asarray([o.allowance for o in own])
+        widenings = np.asarray([o.widening for o in own])
         both = np.asarray([o.two_sided for o in own])
         scale = np.sqrt((1.0 - rhos) / (1.0 + rhos))
         scores = wide.select(names).to_numpy()
@@ -912,7 +1028,7 @@ def _replayed_alerts(
             if previous_start is not None and start - previous_start != length:
                 up[:] = 0.0
                 down[:] = 0.0
-            x = np.nan_to_num(np.clip(scores[row], -cusum.CLIP, cusum.CLIP)) * scale
+            x = np.nan_to_num(np.clip(scores[row] / widenings, -cusum.CLIP, cusum.CLIP)) * scale
             up = np.minimum(cap, np.maximum(0.0, up + x - allowances))
             down = np.where(both, np.minimum(cap, np.maximum(0.0, down - x - allowances)), 0.0)
             # one signed sum per metric, as stored: the larger side
@@ -935,10 +1051,12 @@ __all__ = [
     "Calibration",
     "HeldOut",
     "KeyStats",
+    "Tuned",
     "describe",
     "held_out",
     "null_from_row",
     "rarity",
     "replay_frame",
     "replay_records",
+    "tune",
 ]

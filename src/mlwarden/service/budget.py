@@ -25,8 +25,9 @@ from mlwarden.alerting.calibration import (
     AlertBudget,
     Calibration,
     HeldOut,
-    held_out,
+    Tuned,
     replay_frame,
+    tune,
 )
 from mlwarden.service.replay import (
     Adjustment,
@@ -99,14 +100,23 @@ def fit_alerting(
             table = pl.concat([table, replay_frame(records)], how="vertical")
     segments = len(judged.evaluators.segments) if judged.evaluators is not None else 0
     extra = extra_metrics(segments)
-    fitted = Calibration.fit(table, budget=budget, window=spec.window, extra_metrics=extra)
-    measured = held_out(table, budget=budget, window=spec.window, extra_metrics=extra)
+    tuned = tune(table, budget=budget, window=spec.window, extra_metrics=extra)
+    measured = tuned.measured
+    fitted = Calibration.fit(
+        table,
+        budget=budget,
+        window=spec.window,
+        extra_metrics=extra,
+        widening=tuned.widening,
+        widened=tuned.widened,
+    )
     notes = fitted.notes(table)
     if measured.lower > budget.false_incidents * 90.0 / budget.days:
         notes.insert(0, _over_budget(measured, budget, spec.window))
     meta = {
         "budget": budget.to_dict(),
         "extra_metrics": extra,
+        **_widenings(tuned),
         "summary": fitted.summary(),
         "held_out": measured.to_dict(),
         "notes": notes,
@@ -132,7 +142,15 @@ def calibration(meta: dict[str, Any], table: pl.DataFrame, window: str) -> Calib
         budget=AlertBudget.from_dict(alerting.get("budget")),
         window=window,
         extra_metrics=int(alerting.get("extra_metrics", 0)),
+        widening=float(alerting.get("widening", 1.0)),
+        widened={(n, c, s): float(f) for n, c, s, f in alerting.get("widened", [])},
     )
+
+
+def _widenings(tuned: Tuned) -> dict[str, Any]:
+    """How :func:`tune` widened the thresholds, as stored in a version's metadata."""
+    widened = [[*key, factor] for key, factor in sorted(tuned.widened.items())]
+    return {"widening": tuned.widening, "widened": widened}
 
 
 def rebudget(
@@ -142,13 +160,22 @@ def rebudget(
     measurement recomputed from the stored replay."""
     alerting = dict(meta.get(META_KEY) or {})
     extra = int(alerting.get("extra_metrics", 0))
-    fitted = Calibration.fit(table, budget=budget, window=window, extra_metrics=extra)
-    measured = held_out(table, budget=budget, window=window, extra_metrics=extra)
+    tuned = tune(table, budget=budget, window=window, extra_metrics=extra)
+    measured = tuned.measured
+    fitted = Calibration.fit(
+        table,
+        budget=budget,
+        window=window,
+        extra_metrics=extra,
+        widening=tuned.widening,
+        widened=tuned.widened,
+    )
     notes = fitted.notes(table)
     if measured.lower > budget.false_incidents * 90.0 / budget.days:
         notes.insert(0, _over_budget(measured, budget, window))
     alerting |= {
         "budget": budget.to_dict(),
+        **_widenings(tuned),
         "summary": fitted.summary(),
         "held_out": measured.to_dict(),
         "notes": notes,
