@@ -686,12 +686,13 @@ class PerformanceEstimator(ABC):
         """How the window's value of ``metric`` behaves when nothing changed, rows taken as
         independent: centred on the reference's realized value, with the sampling error of
         ``n`` rows; the bad side is down for a metric where higher is better (an AUC at or
-        below 0.5 is no better than chance, so no bound goes there)."""
+        below 0.5 is no better than chance, so no bound goes there). None for a window of
+        fewer than ``min_window_rows`` rows: too few to judge."""
         from mlwarden.alerting.null import NullModel
         from mlwarden.performance.metrics import metric as registered
 
-        if not hasattr(self, "n_reference_") or n <= 0:
-            return None
+        if not hasattr(self, "n_reference_") or n < max(1, self.min_window_rows):
+            return None  # a window too small to judge (its estimate warns small_window)
         error = self.sampling_std_[metric] * math.sqrt(self.sampling_rows_ / n)
         center = self.reference_metrics_[metric]
         if not (error > 0 and math.isfinite(error) and math.isfinite(center)):

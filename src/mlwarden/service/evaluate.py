@@ -386,7 +386,9 @@ def _relabel_window(
         for name, own, part in segment_parts(evaluators, rows):
             fresh += performance_metrics(own.estimator, part, name)
     fresh += _signals(store, rowlog, reference, window)
-    fresh = _widened(widened, _bounded(store, reference, previous, fresh))
+    # The CUSUMs keep the sums of the window's first look: a sum carried through windows
+    # evaluated since cannot be redone for one of them.
+    fresh = _widened(widened, _bounded(store, reference, previous, fresh, sequential=False))
     store.write_metrics(window.id, fresh)
     validation = store.validation(window.id)
     passed = bool(validation is None or validation.get("passed", True))
@@ -422,13 +424,18 @@ def _bounded(
     reference: VersionReference,
     previous: WindowRecord | None,
     metrics: list[MetricValue],
+    *,
+    sequential: bool = True,
 ) -> list[MetricValue]:
-    """The metrics with the version's calibrated bounds and scores, and the CUSUMs advanced
-    from the window before (a version without a calibration keeps its families' bounds)."""
+    """The metrics with the version's calibrated bounds and scores, and (``sequential``) the
+    CUSUMs advanced from the window before (a version without a calibration keeps its
+    families' bounds)."""
     calibration = reference.calibration
     if calibration is None:
         return metrics
     bounded = calibration.apply(metrics)
+    if not sequential:
+        return bounded
     states: dict[tuple[str, str, str], float] = {}
     if previous is not None:
         states = {

@@ -72,26 +72,32 @@ class Volume:
 
     rows: dict[str, float]
     phase: Phase | None = None
+    spread: dict[str, float] = field(default_factory=dict)
+
+    def _phase(self, start: datetime) -> str:
+        if self.phase is None:
+            return ""
+        frame = pl.DataFrame({"t": [start]}).select(self.phase.label("t"))
+        return str(frame.item())
 
     def expected(self, start: datetime) -> float | None:
         """The usual rows of a window starting at ``start``."""
-        if self.phase is None:
-            return self.rows.get("")
-        frame = pl.DataFrame({"t": [start]}).select(self.phase.label("t"))
-        return self.rows.get(str(frame.item()))
+        return self.rows.get(self._phase(start))
 
     def null(self, start: datetime) -> NullModel | None:
         """The null model of the row count of a window starting at ``start``: on the log
         scale, fewer rows than usual is the bad side (lost data)."""
         from mlwarden.alerting.null import NullModel
 
-        expected = self.expected(start)
+        phase = self._phase(start)
+        expected = self.rows.get(phase)
         if expected is None or expected <= 0:
             return None
         # Poisson arrivals give the log of a count a standard error of 1/sqrt(count); a
         # quarter at least, so that only a loss of rows worth an incident (about half of them)
         # alarms, not a window cut short by a stop
-        scale = max(1.0 / math.sqrt(expected), VOLUME_SCALE)
+        # and the phase's own scatter (a quiet night varies more, in proportion, than a day)
+        scale = max(1.0 / math.sqrt(expected), VOLUME_SCALE, self.spread.get(phase, 0.0))
         return NullModel(
             "gauss", side="lower", center=expected, scale=scale, log=True, high=math.inf
         )
@@ -117,8 +123,15 @@ class Volume:
         if phase is not None:
             labelled = logged.with_columns(phase.label("__start"))
             if cycling(labelled, "__start", ["__log"], phase):
-                medians = labelled.group_by(PHASE).agg(pl.col("len").median())
-                return cls({str(p): float(n) for p, n in medians.iter_rows()}, phase)
+                per_phase = labelled.group_by(PHASE).agg(
+                    pl.col("len").median().alias("__median"),
+                    pl.col("__log").std().fill_null(0.0).alias("__spread"),
+                )
+                return cls(
+                    {str(p): float(n) for p, n, _ in per_phase.iter_rows()},
+                    phase,
+                    {str(p): float(sd) for p, _, sd in per_phase.iter_rows()},
+                )
         return cls({"": float(counts["len"].median())})  # type: ignore[arg-type]
 
 

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 FOLDS: Final = 5
 """Blocks of consecutive windows the reference is cross-fitted in."""
+BUFFER: Final = timedelta(days=1)
+"""Left out of a fold's fit on each side of its held-out block (fewer on a short reference)."""
 MIN_FOLD_WINDOWS: Final = 2
 """The fewest windows a block holds: a shorter reference is replayed in fewer blocks."""
 RELAX_MARGIN: Final = 1.5
@@ -160,16 +162,21 @@ def replay(
     if n_folds < 2:
         return None
     fold_of = {s: i * n_folds // len(starts) for i, s in enumerate(starts)}
-    position = {s: i for i, s in enumerate(starts)}
     length = timedelta(seconds=parse_duration(spec.window, "window", "register"))
+    gap = min(
+        max(1, math.ceil(BUFFER.total_seconds() / length.total_seconds())),
+        max(1, len(starts) // (4 * n_folds)),
+    )
+    position = {s: i for i, s in enumerate(starts)}
     records: list[dict[str, Any]] = []
     observed: dict[str, list[Any]] = {}
     measured: dict[str, list[float]] = {}
     for fold in range(n_folds):  # a few folds, each one fit
         held = [s for s in starts if fold_of[s] == fold]
         first, last = position[held[0]], position[held[-1]]
-        # the held-out block and one window either side of it stay out of the fit
-        buffer = set(starts[max(0, first - 1) : last + 2])
+        # the held-out block and a day either side of it stay out of the fit: next-door
+        # windows resemble it more than production, weeks later, resembles the reference
+        buffer = set(starts[max(0, first - gap) : last + 1 + gap])
         train = keyed.filter(~pl.col(_WINDOW).is_in(list(buffer))).drop(_WINDOW)
         if progress is not None:
             progress(f"replaying fold {fold + 1} of {n_folds}")
