@@ -607,10 +607,9 @@ class _Case:
             share = min(1.0, row["windows"] / n)
             weight = importance.get(column, 0.5)
             segment_only = column in where and row["windows"] and column not in set(whole["column"])
-            evidence = [
-                f"{row['test']} drift in {row['windows']} of {n} windows (up to "
-                f"{row['ratio']:.3g}x its threshold)"
-            ]
+            past = "" if row["ratio"] is None else f" (up to {row['ratio']:.3g}x its threshold)"
+            test = row["test"] or "location"  # a column judged on its shift alone
+            evidence = [f"{test} drift in {row['windows']} of {n} windows{past}"]
             if column in where:
                 evidence.append("drifted in " + ", ".join(where[column]))
             if column in sequential:
