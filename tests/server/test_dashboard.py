@@ -156,8 +156,12 @@ def test_performance_is_estimated_beside_its_realized_value(site: Site, page: An
         has=page.get_by_role("heading", name="Performance · roc_auc", exact=True)
     )
     panel.locator(".main-svg").first.wait_for()
-    legend = panel.locator(".legendtext").all_text_contents()
-    assert {"roc_auc", "realized", "upper bound", "lower bound"} <= set(legend)
+    legend = set(panel.locator(".legendtext").all_text_contents())
+    assert {"roc_auc", "realized"} <= legend
+    # Sixteen hourly reference windows leave the whole table's ROC AUC too uneven to bound at
+    # the budget: the chart draws no band and says so rather than a band nothing can leave.
+    assert not {"upper bound", "lower bound"} & legend
+    assert "no alert bound" in panel.inner_text()
 
     labelled = site.windows[1]  # every row of the second hour has its label
     realized = site.store.metric_series(MODEL, "performance.roc_auc.realized", segment="")

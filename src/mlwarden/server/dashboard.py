@@ -552,7 +552,8 @@ def _timeline_plots(timeline: queries.Timeline) -> list[Plot]:
                 f"plot-{len(plots)}",
                 title,
                 ("estimated without labels, " if estimated else "measured on labels, ")
-                + ("realized once labels arrive" if realized else "with its alert bounds"),
+                + ("realized once labels arrive" if realized else "with its alert bounds")
+                + _unbounded(part),
                 series_figure(part, name.removeprefix("performance."), realized=realized),
             )
         )
@@ -563,7 +564,8 @@ def _timeline_plots(timeline: queries.Timeline) -> list[Plot]:
                 Plot(
                     f"plot-{len(plots)}",
                     f"Multivariate drift ({name})",
-                    "one statistic over all columns against bounds calibrated on the reference",
+                    "one statistic over all columns against bounds calibrated on the reference"
+                    + _unbounded(part),
                     series_figure(part, name),
                 )
             )
@@ -578,6 +580,17 @@ def _timeline_plots(timeline: queries.Timeline) -> list[Plot]:
             )
         )
     return plots
+
+
+def _unbounded(part: pl.DataFrame) -> str:
+    """What a chart's note adds when none of its windows has a bound: that the metric cannot
+    alarm there, and where to read why."""
+    if part["lower"].is_not_null().any() or part["upper"].is_not_null().any():
+        return ""
+    return (
+        "; no alert bound: the reference cannot calibrate one at this window size"
+        " (the version page says why)"
+    )
 
 
 def _model_timeline(
