@@ -61,7 +61,7 @@ MODEL: Final = "extrusion-defects"
 WINDOW: Final = "4h"
 READING_SECONDS: Final = 30
 ROWS_PER_DAY: Final = 86_400 // READING_SECONDS
-HISTORY_DAYS: Final = 17
+HISTORY_DAYS: Final = 24
 TRAIN_DAYS: Final = 10
 LABEL_DELAY: Final = timedelta(days=2)
 # The share of predictions the service explains, the predictions operators review per four
@@ -281,7 +281,7 @@ def run_demo(
     from mlwarden.registry import Registry
 
     registry = Registry(store)
-    registry.register(
+    record = registry.register(
         MODEL,
         "1",
         reference,
@@ -301,6 +301,7 @@ def run_demo(
         f"per-line references, global explanation) in {time.perf_counter() - started:.1f} s; "
         "production → 1."
     )
+    console.print(_budget_line(record.meta.get("alerting") or {}))
 
     server, thread = _start_server(settings, port)
     try:
@@ -325,6 +326,22 @@ def run_demo(
         thread.join(10)
         store.close()
     return result
+
+
+def _budget_line(alerting: dict[str, Any]) -> str:
+    """The version's alert budget, and what its replayed reference showed."""
+    budget, held = alerting.get("budget") or {}, alerting.get("held_out") or {}
+    summary = alerting.get("summary") or {}
+    if not budget or not held:
+        return "No alert budget: the reference could not be replayed."
+    return (
+        f"Alert budget: {budget['false_incidents']:g} false incident per {budget['days']:g} "
+        f"days, shared by {summary.get('metrics', 0)} bounded metrics, "
+        f"{summary.get('sequential', {}).get('series', 0)} CUSUMs and "
+        f"{summary.get('quality_checks', 0)} quality checks; the reference replayed in "
+        f"{held['windows']} windows of {WINDOW} raised {held['incidents']} false incidents on "
+        f"windows held out of the calibration."
+    )
 
 
 def _train(frame: pl.DataFrame, seed: int) -> HistGradientBoostingClassifier:
