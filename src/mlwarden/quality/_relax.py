@@ -76,6 +76,8 @@ def round_out(value: float, scale: float, *, up: bool) -> float:
         return value
     exponent = math.floor(math.log10(scale)) - (SIGNIFICANT - 1)
     step = 10.0**exponent
+    if not step > 0:  # a subnormal scale: no decimal grid to round to
+        return value
     exact = value / step
     # A value already on the grid stays there (the division leaves a hair of binary noise).
     nearest = round(exact)
