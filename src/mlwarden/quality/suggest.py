@@ -4,16 +4,18 @@
 plant) and writes down what it saw as checks: schema, null tolerances, physical ranges with a
 margin, allowed sets, keys, sampling cadence, and per sensor the longest flat line, the largest
 spike score and the natural level shifts; per window, the bands of means, spreads and category
-shares. It learns once on the first part of the reference and validates the held-out rest
-window by window: the share of clean held-out windows that fail is the suite's estimated
-false-failure rate, recorded in ``suite.meta``. The suite returned is then learned on all of the
-reference.
+shares. A range never crosses zero for a quantity that never did (an RMS, a count), and stays in
+[0, 1] for a model's probability score; numeric codes (a 0/1 label or flag, a classifier's
+labels and predictions) get their set of values instead of a range, and no sensor checks. It
+learns once on the first part of the reference and validates the held-out rest window by
+window: the share of clean held-out windows that fail is the suite's estimated false-failure
+rate, recorded in ``suite.meta``. The suite returned is then learned on all of the reference.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -31,10 +33,17 @@ from mlwarden.quality.suite import Suite
 from mlwarden.quality.uniqueness import DuplicateTimestamps, Unique
 from mlwarden.quality.validation import run
 from mlwarden.quality.validity import AllowedValues, Range
-from mlwarden.schema import Kind, Role, infer_role, kind_of_dtype, unknown_column_message
+from mlwarden.schema import (
+    Kind,
+    Role,
+    infer_role,
+    kind_of_dtype,
+    parse_role,
+    unknown_column_message,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from mlwarden.quality.base import Check
 
@@ -42,6 +51,8 @@ RANGE_MARGIN: Final = 0.5
 """Ranges are widened by this share of the observed span on each side."""
 MAX_CATEGORIES: Final = 50
 """Columns with more distinct values than this get no allowed set."""
+CLOSED_SHARE: Final = 0.8
+"""A set of values is closed when every value already turned up in this first share of the data."""
 SHARE_BAND_MIN: Final = 0.01
 """Categories rarer than this share get no band of their own (they go to ``other``)."""
 TARGET_WINDOW_FAILURES: Final = 0.01
@@ -66,6 +77,7 @@ def suggest_suite(
     tag: str | None = None,
     id: str | Sequence[str] | None = None,
     sensors: Sequence[str] | None = None,
+    roles: Mapping[str, str | Role] | None = None,
     window: str | int | None = None,
     holdout: float = 0.3,
     name: str | None = None,
@@ -79,7 +91,13 @@ def suggest_suite(
         tag: for long data (tag, timestamp, value): the column naming the sensor; sensor
             parameters are then learned per tag.
         id: key columns: checked for uniqueness and used to name failing rows.
-        sensors: numeric columns that get sensor checks (default: every float column).
+        sensors: numeric columns that get sensor checks (default: every float feature column
+            that holds measurements, not codes such as a 0/1 flag).
+        roles: what columns are (``{"defect": "target", "p_defect": "score"}``), as a version's
+            registration takes them; columns not named here get the role their name suggests.
+            Targets and predictions with a few whole-number values get their set of values as
+            the allowed set; a score seen within [0, 1] keeps its range inside [0, 1]; neither
+            gets sensor checks.
         window: the window distribution bands are learned for, and the held-out evaluation
             uses (a duration such as ``"1h"``, or a number of rows); default about a
             two-hundredth of the reference.
@@ -112,14 +130,15 @@ def suggest_suite(
         )
     entities = _names(entity)
     ids = _names(id)
-    for column in [timestamp, tag, *entities, *ids, *(sensors or [])]:
+    for column in [timestamp, tag, *entities, *ids, *(sensors or []), *(roles or {})]:
         if column is not None and column not in frame.columns:
             raise InputError(unknown_column_message(column, frame.columns), column=column)
+    declared = {c: parse_role(r, column=c) for c, r in (roles or {}).items()}
     if tag is not None and tag not in entities:
         entities = (*entities, tag)
     if timestamp is not None:
         frame = frame.sort([*entities, timestamp] if tag is None else [timestamp], nulls_last=True)
-    learner = _Learner(timestamp, entities, tag, ids, sensors)
+    learner = _Learner(timestamp, entities, tag, ids, sensors, declared)
     if holdout == 0:
         spec = window if window is not None else _default_window(frame, timestamp)
         learned = learner.learn(frame, spec, name)
@@ -217,27 +236,30 @@ class _Learner:
         tag: str | None,
         ids: tuple[str, ...],
         sensors: Sequence[str] | None,
+        roles: dict[str, Role],
     ) -> None:
         self.timestamp = timestamp
         self.entity = entity
         self.tag = tag
         self.ids = ids
         self.sensors = sensors
+        self.roles = roles
 
     def learn(self, frame: pl.DataFrame, window: str | int, name: str | None) -> Suite:
         columns = list(frame.columns)
         kinds = self._kinds(frame)
+        values = self._values(frame, kinds)
         checks: list[Check] = [RequiredColumns(columns=tuple(columns))]
         checks += [ColumnType(column=c, kind=k.value) for c, k in kinds.items()]
         checks.append(NoExtraColumns(columns=tuple(columns)))
         checks += self._nulls(frame, _window_rows(frame, self.timestamp, window))
-        checks += self._ranges(frame, kinds)
+        checks += self._ranges(frame, values)
         checks += self._sets(frame, kinds)
         checks += self._keys(frame)
         if self.timestamp is not None:
             checks += self._time(frame)
-            checks += self._sensors(frame, kinds)
-        checks += self._bands(frame, kinds, window)
+            checks += self._sensors(frame, kinds, values)
+        checks += self._bands(frame, kinds, values, window)
         return Suite(
             checks=tuple(checks),
             timestamp=self.timestamp,
@@ -247,6 +269,9 @@ class _Learner:
         )
 
     # -- per column ----------------------------------------------------------------------------
+
+    def _role(self, column: str, kind: Kind) -> Role:
+        return self.roles.get(column) or infer_role(column, kind)
 
     def _kinds(self, frame: pl.DataFrame) -> dict[str, Kind]:
         kinds = {}
@@ -294,27 +319,75 @@ class _Learner:
             if k == Kind.NUMERIC and c not in skip and frame.schema[c] != pl.Boolean
         ]
 
-    def _ranges(self, frame: pl.DataFrame, kinds: dict[str, Kind]) -> list[Check]:
+    def _values(self, frame: pl.DataFrame, kinds: dict[str, Kind]) -> dict[str, _Values]:
+        """Extremes of every numeric column, and the values of those that hold codes.
+
+        A column holds codes when its values are a few whole numbers, none NaN: any two (a 0/1
+        label or flag), or for a target or prediction up to :data:`MAX_CATEGORIES` that all
+        turned up early (the set is closed, as for categories).
+        """
         numeric = self._numeric(frame, kinds)
         if not numeric:
-            return []
-        if self.tag is not None:
-            return [self._range_by_tag(frame, c) for c in numeric]
-        aggregates = []
+            return {}
+        early = int(frame.height * CLOSED_SHARE)
+        aggregates: list[pl.Expr] = []
         for c in numeric:
-            x = _finite(c, frame.schema[c])
-            aggregates += [x.min().alias(f"{c}__lo"), x.max().alias(f"{c}__hi")]
+            dtype = frame.schema[c]
+            x = _finite(c, dtype)
+            if dtype.is_float():
+                whole = (x == x.floor()).all() & ~pl.col(c).is_nan().any()
+            else:
+                whole = pl.lit(dtype.is_integer())
+            aggregates += [
+                x.min().alias(f"{c}__lo"),
+                x.max().alias(f"{c}__hi"),
+                x.drop_nulls().n_unique().alias(f"{c}__n"),
+                x.head(early).drop_nulls().n_unique().alias(f"{c}__early"),
+                whole.alias(f"{c}__whole"),
+            ]
         row = frame.select(aggregates).row(0, named=True)
-        checks: list[Check] = []
+        coded = []
         for c in numeric:
-            lo, hi = row[f"{c}__lo"], row[f"{c}__hi"]
-            if lo is None or hi is None:
+            lo, hi, n = row[f"{c}__lo"], row[f"{c}__hi"], row[f"{c}__n"]
+            if not (row[f"{c}__whole"] and lo is not None and math.isfinite(lo - hi)):
                 continue
-            low, high = _widen(float(lo), float(hi))
-            checks.append(Range(column=c, min=low, max=high))
+            model_output = self._role(c, kinds[c]) in (Role.TARGET, Role.PREDICTION)
+            closed = row[f"{c}__early"] == n
+            if n == 2 or (model_output and closed and 2 < n <= MAX_CATEGORIES):
+                coded.append(c)
+        codes = (
+            frame.select(
+                [
+                    _finite(c, frame.schema[c]).drop_nulls().unique().sort().implode().alias(c)
+                    for c in coded
+                ]
+            ).row(0, named=True)
+            if coded
+            else {}
+        )
+        return {
+            c: _Values(
+                low=None if row[f"{c}__lo"] is None else float(row[f"{c}__lo"]),
+                high=None if row[f"{c}__hi"] is None else float(row[f"{c}__hi"]),
+                codes=tuple(int(v) for v in codes[c]) if c in codes else None,
+                score=self._role(c, kinds[c]) == Role.SCORE,
+            )
+            for c in numeric
+        }
+
+    def _ranges(self, frame: pl.DataFrame, values: dict[str, _Values]) -> list[Check]:
+        checks: list[Check] = []
+        for c, v in values.items():
+            if v.codes is not None:
+                checks.append(AllowedValues(column=c, values=v.codes))
+            elif self.tag is not None:
+                checks.append(self._range_by_tag(frame, c, score=v.score))
+            elif v.low is not None and v.high is not None:
+                low, high = _limits(v.low, v.high, score=v.score)
+                checks.append(Range(column=c, min=low, max=high))
         return checks
 
-    def _range_by_tag(self, frame: pl.DataFrame, column: str) -> Check:
+    def _range_by_tag(self, frame: pl.DataFrame, column: str, *, score: bool) -> Check:
         assert self.tag is not None
         x = _finite(column, frame.schema[column])
         table = frame.group_by(pl.col(self.tag).cast(pl.String)).agg(
@@ -324,7 +397,7 @@ class _Learner:
         for tag, lo, hi in table.iter_rows():
             if lo is None or hi is None:
                 continue
-            low, high = _widen(float(lo), float(hi))
+            low, high = _limits(float(lo), float(hi), score=score)
             groups[str(tag)] = {"min": low, "max": high}
         return Range(column=column, by=self.tag, groups=dict(sorted(groups.items())) or None)
 
@@ -339,7 +412,7 @@ class _Learner:
             return checks
         # A set is closed when no new value turned up in the last fifth of the data; ids and
         # batch numbers keep turning up new ones and get no allowed set.
-        early = frame.head(int(frame.height * 0.8))
+        early = frame.head(int(frame.height * CLOSED_SHARE))
         uniques = frame.select(
             [pl.col(c).cast(pl.String).unique().sort().implode().alias(c) for c in candidates]
         ).row(0, named=True)
@@ -347,7 +420,7 @@ class _Learner:
             [pl.col(c).cast(pl.String).n_unique().alias(c) for c in candidates]
         ).row(0, named=True)
         for c in candidates:
-            if infer_role(c, kinds[c]) == Role.ID or seen_early[c] < len(uniques[c]):
+            if self._role(c, kinds[c]) == Role.ID or seen_early[c] < len(uniques[c]):
                 continue
             values = [v for v in uniques[c] if v is not None]
             if 0 < len(values) <= MAX_CATEGORIES:
@@ -386,19 +459,26 @@ class _Learner:
         checks.append(Jitter(cadence=_round_seconds(cadence), tolerance=tolerance, max_share=0.05))
         return checks
 
-    def _sensor_columns(self, frame: pl.DataFrame, kinds: dict[str, Kind]) -> list[str]:
+    def _sensor_columns(
+        self, frame: pl.DataFrame, kinds: dict[str, Kind], values: dict[str, _Values]
+    ) -> list[str]:
         if self.sensors is not None:
             return list(self.sensors)
-        # Model outputs (scores, predictions) and labels are not sensor signals.
+        # Model outputs (scores, predictions), labels and codes (a 0/1 flag) are not sensor
+        # signals: a flag holds still for hours and every change of it is a "spike".
         return [
             c
-            for c in self._numeric(frame, kinds)
-            if frame.schema[c].is_float() and infer_role(c, kinds[c]) == Role.FEATURE
+            for c, v in values.items()
+            if frame.schema[c].is_float()
+            and v.codes is None
+            and self._role(c, kinds[c]) == Role.FEATURE
         ]
 
-    def _sensors(self, frame: pl.DataFrame, kinds: dict[str, Kind]) -> list[Check]:
+    def _sensors(
+        self, frame: pl.DataFrame, kinds: dict[str, Kind], values: dict[str, _Values]
+    ) -> list[Check]:
         """Flat lines, spikes and level shifts per sensor, measured with the checks themselves."""
-        sensors = self._sensor_columns(frame, kinds)
+        sensors = self._sensor_columns(frame, kinds, values)
         if not sensors:
             return []
         probes: list[Check] = []
@@ -471,10 +551,16 @@ class _Learner:
 
     # -- distribution bands ------------------------------------------------------------------
 
-    def _bands(self, frame: pl.DataFrame, kinds: dict[str, Kind], window: str | int) -> list[Check]:
+    def _bands(
+        self,
+        frame: pl.DataFrame,
+        kinds: dict[str, Kind],
+        values: dict[str, _Values],
+        window: str | int,
+    ) -> list[Check]:
         if self.tag is not None:
             return []  # bands of mixed tags mean little; per-tag ranges and sensor checks cover it
-        numeric = [c for c in self._numeric(frame, kinds) if frame.schema[c].is_float()]
+        numeric = [c for c, v in values.items() if frame.schema[c].is_float() and v.codes is None]
         categorical = [
             c
             for c, k in kinds.items()
@@ -524,6 +610,8 @@ class _Learner:
                     continue
                 if stat == "std":
                     low = max(0.0, low)
+                else:
+                    low, high = values[c].within(low, high)
                 checks.append(
                     cls(
                         column=c,
@@ -534,9 +622,9 @@ class _Learner:
                         severity="warning",
                     )
                 )
-        for c, values in shares.items():
+        for c, common in shares.items():
             bands: dict[Any, tuple[float, ...]] = {}
-            for v in values:
+            for v in common:
                 observed = per_window[f"{c}__share_{v}"]
                 if _regime(observed, typical):
                     continue
@@ -551,6 +639,64 @@ class _Learner:
                     )
                 )
         return checks
+
+
+@dataclass(frozen=True, slots=True)
+class _Values:
+    """What the reference shows of one numeric column."""
+
+    low: float | None
+    high: float | None
+    codes: tuple[int, ...] | None
+    """The column's values when it holds codes (a 0/1 label) rather than measurements."""
+    score: bool
+    """The column is a model's score (a probability when it stays in [0, 1])."""
+
+    def within(self, low: float, high: float) -> tuple[float, float]:
+        """``[low, high]`` cut to the bounds the reference implies (see :func:`_bounds`)."""
+        if self.low is None or self.high is None:
+            return low, high
+        floor, ceiling = _bounds(self.low, self.high, score=self.score)
+        return (
+            low if floor is None else max(floor, low),
+            high if ceiling is None else min(ceiling, high),
+        )
+
+
+def _bounds(low: float, high: float, *, score: bool) -> tuple[float | None, float | None]:
+    """Limits the data implies by itself for values seen in ``[low, high]``.
+
+    A score seen within [0, 1] is a probability: [0, 1]. A quantity never negative (an RMS, a
+    count, a flow) gets no negative lower limit, and one never positive no positive upper limit;
+    a column that only read 0 counts as never negative.
+    """
+    if score and low >= 0.0 and high <= 1.0:
+        return 0.0, 1.0
+    if low >= 0.0:
+        return 0.0, None
+    if high <= 0.0:
+        return None, 0.0
+    return None, None
+
+
+def _limits(low: float, high: float, *, score: bool = False) -> tuple[float, float]:
+    """The range learned from values seen in ``[low, high]``: widened by the margin, then cut
+    to the bounds the data implies (see :func:`_bounds`).
+
+    Example:
+        >>> _limits(0.02, 6.1)  # an RMS vibration: never negative
+        (0.0, 9.14)
+        >>> _limits(0.01, 0.93, score=True)  # a probability
+        (0.0, 1.0)
+        >>> _limits(-4.0, 6.0)
+        (-9.0, 11.0)
+    """
+    wide_low, wide_high = _widen(low, high)
+    floor, ceiling = _bounds(low, high, score=score)
+    return (
+        wide_low if floor is None else max(floor, wide_low),
+        wide_high if ceiling is None else min(ceiling, wide_high),
+    )
 
 
 def _grouped(
@@ -584,7 +730,23 @@ def _widen(low: float, high: float) -> tuple[float, float]:
     # a constant reference shows no scale: half its level, and at least one unit (a 0/1 flag
     # that stayed 0 may still read 1)
     pad = RANGE_MARGIN * span if span > 0 else max(abs(low) * RANGE_MARGIN, 1.0)
-    return _round(low - pad), _round(high + pad)
+    return _round_past(low - pad, low, pad), _round_past(high + pad, high, pad)
+
+
+def _round_past(limit: float, extreme: float, pad: float) -> float:
+    """``limit`` to four significant digits, never rounded into the data past ``extreme``.
+
+    Rounding a level far above its spread can land inside the data (101,326 Pa varying by 1 Pa
+    rounds to 101,330); such a limit keeps the digits of its margin ``pad`` instead.
+    """
+    rounded = _round(limit)
+    if (rounded <= extreme) if limit <= extreme else (rounded >= extreme):
+        return rounded
+    if pad > 0 and math.isfinite(pad):
+        rounded = round(limit, -math.floor(math.log10(pad)))
+        if (rounded <= extreme) if limit <= extreme else (rounded >= extreme):
+            return rounded
+    return extreme
 
 
 def _band(values: pl.Series, factor: float) -> tuple[float | None, float | None]:
