@@ -136,3 +136,19 @@ def test_passing_report_says_so_and_plots_no_failing_series(
     assert page.locator(".plot.series").count() == 0
     assert page.locator(".js-plotly-plot").count() == 1  # only the scores per window
     page.close()
+
+
+def test_a_column_named_failed_is_reported_like_any_other() -> None:
+    """A plant's own ``failed`` flag fails its range check; the report draws its readings."""
+    rows = production_line(2_000, seed=3).with_columns(
+        failed=pl.when(pl.int_range(pl.len()) == 1_500).then(0.5).otherwise(0.0)
+    )
+    suite = Suite.from_dict(
+        {
+            "timestamp": "timestamp",
+            "checks": [{"check": "range", "column": "failed", "min": 0, "max": 0}],
+        }
+    )
+    result = validate(rows, suite)
+    assert result["range(failed)"].n_failed == 1
+    assert "readings over time, failing readings in red" in result.to_html()

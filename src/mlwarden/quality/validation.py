@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 
@@ -33,6 +33,10 @@ from mlwarden.quality.base import (
 )
 from mlwarden.schema import unknown_column_message
 from mlwarden.windows import WindowSpec
+
+SERIES_FLAG: Final = "__mlwarden_failed"
+"""The column of :attr:`Validation.series` frames that marks failing readings (named so that no
+data column, such as one called ``failed``, can clash with it)."""
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -667,9 +671,9 @@ class _Plan:
                 continue
             flag = self.flags[r.index]
             keep = [ts, cols[0], flag, *[e for e in self.suite.entity if e in prepared.columns]]
-            frame = prepared.select(keep).rename({flag: "failed"})
+            frame = prepared.select(keep).rename({flag: SERIES_FLAG})
             step = max(1, frame.height // 5000)
-            thinned = frame.filter((pl.int_range(pl.len()) % step == 0) | pl.col("failed"))
+            thinned = frame.filter((pl.int_range(pl.len()) % step == 0) | pl.col(SERIES_FLAG))
             out[r.index] = thinned.head(20_000)
             if len(out) >= 12:
                 break

@@ -12,6 +12,7 @@ import polars as pl
 from mlwarden._version import __version__
 from mlwarden.quality.base import Dimension
 from mlwarden.quality.display import ordered, percent, verdict_text
+from mlwarden.quality.validation import SERIES_FLAG
 from mlwarden.report import html
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ def series_figure(frame: pl.DataFrame, timestamp: str, column: str) -> tuple[str
     """
     import plotly.graph_objects as go
 
-    entities = [c for c in frame.columns if c not in (timestamp, column, "failed")]
+    entities = [c for c in frame.columns if c not in (timestamp, column, SERIES_FLAG)]
     frame = frame.filter(pl.col(timestamp).is_not_null())
     if entities:
         key = pl.concat_str([pl.col(e).cast(pl.String) for e in entities], separator=" / ")
@@ -170,18 +171,18 @@ def series_figure(frame: pl.DataFrame, timestamp: str, column: str) -> tuple[str
         frame = frame.with_columns(pl.lit(column).alias("__series"))
     counts = (
         frame.group_by("__series")
-        .agg(pl.col("failed").sum().alias("n_failed"), pl.len().alias("n"))
+        .agg(pl.col(SERIES_FLAG).sum().alias("n_failed"), pl.len().alias("n"))
         .sort(["n_failed", "n", "__series"], descending=[True, True, False])
     )
     names = sorted(counts["__series"].to_list())  # colours follow names: the same in every plot
     shown = sorted(counts["__series"].to_list()[:_MAX_SERIES])
     frame = frame.filter(pl.col("__series").is_in(shown)).sort(["__series", timestamp])
-    failing = frame.filter(pl.col("failed"))
+    failing = frame.filter(pl.col(SERIES_FLAG))
     n_failing = failing.height
-    marked = pl.col("failed")
+    marked = pl.col(SERIES_FLAG)
     if n_failing > _MAX_MARKERS:
         step = math.ceil(n_failing / _MAX_MARKERS)
-        marked = marked & (pl.col("failed").cast(pl.Int64).cum_sum() % step == 1)
+        marked = marked & (pl.col(SERIES_FLAG).cast(pl.Int64).cum_sum() % step == 1)
         failing = frame.filter(marked)
     step = max(1, math.ceil(frame.height / _MAX_POINTS))
     frame = frame.filter((pl.int_range(pl.len()) % step == 0) | marked)
@@ -394,7 +395,7 @@ def _failure(validation: Validation, result: CheckResult, anchor: str) -> Failur
     note = ""
     frame = validation.series.get(result.index)
     if frame is not None and validation.timestamp is not None and frame.height:
-        value = next(c for c in frame.columns if c not in (validation.timestamp, "failed"))
+        value = next(c for c in frame.columns if c not in (validation.timestamp, SERIES_FLAG))
         figure, note = series_figure(frame, validation.timestamp, value)
         note = "readings over time, failing readings in red" + (f"; {note}" if note else "")
     elif validation.windows is not None and validation.windows.height:
