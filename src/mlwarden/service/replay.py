@@ -110,6 +110,7 @@ def fit_parts(
                 entity=spec.entity,
                 tag=spec.tag,
                 id=spec.id,
+                roles={c.name: c.role for c in schema if c.role is not Role.TARGET},
                 # with a timestamp the replay measures the failure rate on every window
                 holdout=0.0 if spec.timestamp is not None else 0.3,
             ),
