@@ -5,17 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import os
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from mlwarden import frames
 from mlwarden.exceptions import InputError, ParameterError
-from mlwarden.frames import Batch, detect_format, is_path, iter_batches, to_polars
+from mlwarden.frames import Batch, detect_format, is_path, iter_batches, to_polars, to_utc
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -561,3 +564,128 @@ def test_csv_text_column_of_numbers_with_a_word_is_a_mixed_type_error(tmp_path: 
     codes = tmp_path / "codes.csv"
     _write_lines(codes, ["code"] + [f"{i}" if i % 3 else f"X{i}" for i in range(60)])
     assert to_polars(codes)["code"].dtype == pl.String
+
+
+# -- times: to_utc -----------------------------------------------------------------------------
+
+MOMENTS = st.datetimes(min_value=dt.datetime(1973, 3, 4), max_value=dt.datetime(2200, 1, 1))
+
+
+def _utc(values: object, **kwargs: object) -> list[object]:
+    return to_utc(pl.DataFrame({"at": values}), "at", **kwargs)["at"].to_list()  # type: ignore[arg-type]
+
+
+@settings(max_examples=200, deadline=None)
+@given(moment=MOMENTS)
+def test_naive_aware_and_iso_text_of_one_instant_agree(moment: dt.datetime) -> None:
+    aware = moment.replace(tzinfo=UTC)
+    iso = moment.isoformat()
+    forms = [
+        [moment],
+        [aware],
+        [aware.astimezone(dt.timezone(dt.timedelta(hours=-5, minutes=-30)))],
+        [iso],
+        [iso.replace("T", " ")],
+        [iso + "Z"],
+        [iso + "+00:00"],
+        [(aware + dt.timedelta(hours=2)).replace(tzinfo=None).isoformat() + "+02:00"],
+        [f" {iso}+0000 "],
+    ]
+    for values in forms:
+        assert _utc(values) == [aware], values
+
+
+@settings(max_examples=200, deadline=None)
+@given(seconds=st.integers(min_value=10**8, max_value=10**11 - 1))
+def test_epoch_seconds_and_milliseconds_agree(seconds: int) -> None:
+    expected = [dt.datetime(1970, 1, 1, tzinfo=UTC) + dt.timedelta(seconds=seconds)]
+    assert _utc([seconds]) == expected
+    assert _utc([seconds * 1000]) == expected
+    assert _utc([float(seconds)]) == expected
+    assert _utc([seconds * 1_000_000_000]) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(moment=MOMENTS.filter(lambda m: m.year < 2100))
+def test_naive_times_of_a_time_zone_are_its_local_times(moment: dt.datetime) -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    local = moment.replace(tzinfo=berlin)
+    if local.astimezone(UTC).astimezone(berlin).replace(tzinfo=None) != moment:
+        return  # skipped by the clocks when daylight saving time starts: refused, tested below
+    expected = (local if moment.fold == 0 else local.replace(fold=0)).astimezone(UTC)
+    assert _utc([moment], timezone="Europe/Berlin") == [expected]
+    assert _utc([moment.isoformat()], timezone="Europe/Berlin") == [expected]
+    # An offset in the text wins over the time zone.
+    assert _utc([moment.isoformat() + "Z"], timezone="Europe/Berlin") == [
+        moment.replace(tzinfo=UTC)
+    ]
+
+
+def test_every_form_of_a_time_column_becomes_utc() -> None:
+    frame = pl.DataFrame(
+        {
+            "text": ["2024-05-01T08:00:00", "2024-05-01 08:00:00.250", "2024-05-01T10:00+02:00"],
+            "date": [dt.date(2024, 5, 1)] * 3,
+            "ms": [1714550400000, 1714550400250, 1714550400000],
+            "x": [1, 2, 3],
+        }
+    )
+    out = to_utc(to_utc(to_utc(frame, "text"), "date"), "ms")
+    assert out.schema == pl.Schema(
+        {"text": frames.UTC_TIME, "date": frames.UTC_TIME, "ms": frames.UTC_TIME, "x": pl.Int64}
+    )
+    at8 = dt.datetime(2024, 5, 1, 8, tzinfo=UTC)
+    assert out["text"].to_list() == [at8, at8 + dt.timedelta(milliseconds=250), at8]
+    assert out["date"].to_list() == [dt.datetime(2024, 5, 1, tzinfo=UTC)] * 3
+    assert out["ms"].to_list() == out["text"].to_list()
+    assert to_utc(out, "text") is out  # already UTC: nothing to do
+
+
+def test_pandas_naive_and_text_times_become_utc() -> None:
+    data = pd.DataFrame(
+        {
+            "naive": pd.date_range("2024-05-01 08:00", periods=3, freq="h"),
+            "text": ["2024-05-01 08:00:00", "2024-05-01 09:00:00", None],
+        }
+    )
+    frame = to_polars(data)
+    assert to_utc(frame, "naive")["naive"].to_list() == [
+        dt.datetime(2024, 5, 1, hour, tzinfo=UTC) for hour in (8, 9, 10)
+    ]
+    assert to_utc(frame, "text")["text"].to_list() == [
+        dt.datetime(2024, 5, 1, 8, tzinfo=UTC),
+        dt.datetime(2024, 5, 1, 9, tzinfo=UTC),
+        None,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("values", "needles"),
+    [
+        (["2024-05-01 08:00:00", "yesterday", ""], ["'at' of the batch", "'yesterday' in row 2"]),
+        (["01/05/2024 08:00"], ["ISO 8601", "'01/05/2024 08:00'"]),
+        ([1, 2, 3], ["not epoch times", "found 1 in row 1"]),
+        ([1714550400000, 1714550400], ["1714550400 in row 2", "milliseconds"]),
+        ([True, False], ["Boolean values such as True"]),
+    ],
+)
+def test_a_column_that_is_not_times_is_named_with_a_value(
+    values: list[object], needles: list[str]
+) -> None:
+    with pytest.raises(InputError) as caught:
+        to_utc(pl.DataFrame({"at": values}), "at", source="the batch", path="b.csv")
+    message = str(caught.value)
+    assert message.startswith("Column 'at' of the batch")
+    for needle in needles:
+        assert needle in message
+    assert (caught.value.column, caught.value.path) == ("at", "b.csv")
+
+
+def test_a_time_the_clocks_skip_and_an_unknown_time_zone_are_refused() -> None:
+    with pytest.raises(InputError, match=r"2024-03-31 02:30:00.*does not exist in Europe/Berlin"):
+        _utc(["2024-03-31 02:30:00"], timezone="Europe/Berlin")
+    with pytest.raises(ParameterError, match="Did you mean 'Europe/Berlin'") as caught:
+        _utc(["2024-03-31 02:30:00"], timezone="Europe/Berln")
+    assert caught.value.parameter == "timezone"
+    with pytest.raises(InputError, match=r"column 'tme' is not in the data.*Did you mean 'time'"):
+        to_utc(pl.DataFrame({"time": [1714550400]}), "tme")

@@ -13,6 +13,9 @@ out, so no row is lost or repeated and the common, clean file is read once. Batc
 before the widening keep the narrower dtype: combine batches with
 ``pl.concat(..., how="vertical_relaxed")``, as :func:`to_polars` does. A column that was numeric
 in its first rows and later holds words is an error, not a widening.
+
+Times enter mlwarden through :func:`to_utc`, which reads a column of times as users have them
+(naive or aware datetimes, dates, ISO 8601 text, epoch numbers) into UTC datetimes.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import codecs
 import difflib
 import os
 import re
+import zoneinfo
 from abc import ABC, abstractmethod
 from collections import Counter
 from contextlib import contextmanager
@@ -48,6 +52,7 @@ __all__ = [
     "is_path",
     "iter_batches",
     "to_polars",
+    "to_utc",
 ]
 
 Format = Literal["parquet", "csv", "ipc"]
@@ -91,6 +96,31 @@ _ENCODING_HINT: Final = (
     "Pass the file's encoding (e.g. encoding='latin-1', or --encoding latin-1 on the command line)."
 )
 _LISTED_COLUMNS: Final = 20
+
+UTC_TIME: Final = pl.Datetime("us", "UTC")
+# ISO 8601 text: Polars reads the form of the first value fast; the rows left are normalized
+# (see _normalized_text) and tried in every form, "%.f" reading fractional seconds or nothing.
+# True: with an offset.
+_ISO_START: Final = r"^\d{4}-\d{2}-\d{2}"
+_ISO_FORMATS: Final = (
+    ("%Y-%m-%d %H:%M:%S%.f%z", True),
+    ("%Y-%m-%d %H:%M%z", True),
+    ("%Y-%m-%d %H:%M:%S%.f", False),
+    ("%Y-%m-%d %H:%M", False),
+    ("%Y-%m-%d", False),
+)
+# Epoch numbers: the unit is the one whose range holds the largest magnitude, each range spanning
+# 1973-03-03 to 5138-11-16; then microseconds per unit (as a multiplier, or a divisor).
+_EPOCH_UNITS: Final = (
+    ("seconds", 1e8, 1e11, 1_000_000, 1),
+    ("milliseconds", 1e11, 1e14, 1_000, 1),
+    ("microseconds", 1e14, 1e17, 1, 1),
+    ("nanoseconds", 1e17, 1e20, 1, 1_000),
+)
+_TIMES_EXPECTED: Final = (
+    "expected datetimes, dates, ISO 8601 text (2024-05-01 08:00:00, 2024-05-01T08:00:00.250+02:00, "
+    "2024-05-01) or epoch seconds or milliseconds"
+)
 
 
 # eq=False: comparing DataFrames with == gives a frame, not a bool.
@@ -237,6 +267,99 @@ def to_polars(
     {'b': ['x', 'y']}
     """
     return _source(data, columns, encoding, as_text).read()
+
+
+def to_utc(
+    frame: pl.DataFrame,
+    column: str,
+    *,
+    timezone: str | None = None,
+    source: str = "the data",
+    path: str | os.PathLike[str] | None = None,
+) -> pl.DataFrame:
+    """Return ``frame`` with its column of times ``column`` as ``Datetime("us", "UTC")``.
+
+    What a column of times may hold, and how it is read:
+
+    - naive datetimes: local times of ``timezone``, UTC when it is None;
+    - time-zone aware datetimes: converted to UTC;
+    - dates: midnight of ``timezone`` (UTC when None);
+    - ISO 8601 text, read like the datetimes it stands for: date and time joined by ``T`` or a
+      space, seconds and fractional seconds optional, an offset (``Z``, ``+02:00``, ``+0200``,
+      ``+02``) optional and honoured where given, or a date alone; surrounding spaces and empty
+      strings (missing values) are allowed;
+    - epoch numbers (integers or floats), in the unit whose range holds the column's largest
+      magnitude: seconds from 1e8 up to 1e11, milliseconds up to 1e14, microseconds up to 1e17,
+      nanoseconds up to 1e20 (each range spans 1973-03-03 to 5138-11-16). Every value must lie in
+      the range of that unit: epoch times before 1973 are not read, nor small counts;
+    - categorical text, read as text; nulls (and NaN) stay null.
+
+    A local time that occurs twice when the clocks go back is taken at its first occurrence.
+    Everything is vectorized; the other columns are untouched.
+
+    Parameters
+    ----------
+    frame
+        The data holding ``column``.
+    column
+        The column of times.
+    timezone
+        The IANA time zone (``"Europe/Berlin"``) of naive times and dates; None for UTC.
+    source
+        What ``frame`` is, for error messages (``"'line3.csv'"``, ``"the reference"``).
+    path
+        The file ``frame`` was read from, kept on the error.
+
+    Raises
+    ------
+    InputError
+        ``column`` is missing, or holds values that are not times: the message names the column,
+        what was expected and a value found.
+    ParameterError
+        ``timezone`` is not a known time zone.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> frame = pl.DataFrame({"at": ["2024-05-01T08:00:00+02:00", "2024-05-01 06:30", None]})
+    >>> to_utc(frame, "at")["at"].to_list()  # doctest: +NORMALIZE_WHITESPACE
+    [datetime.datetime(2024, 5, 1, 6, 0, tzinfo=zoneinfo.ZoneInfo(key='UTC')),
+     datetime.datetime(2024, 5, 1, 6, 30, tzinfo=zoneinfo.ZoneInfo(key='UTC')), None]
+    >>> to_utc(pl.DataFrame({"at": [1714550400, 1714554000]}), "at")["at"].dt.hour().to_list()
+    [8, 9]
+    """
+    zone = _time_zone(timezone)
+    where = None if path is None else os.fspath(path)
+    _select(frame.columns, [column], source=source, path=where)
+    series = frame[column]
+    dtype = series.dtype
+    if dtype == UTC_TIME:
+        return frame
+    if isinstance(dtype, pl.Categorical | pl.Enum):
+        series = series.cast(pl.String)
+        dtype = series.dtype
+    if isinstance(dtype, pl.Datetime):
+        naive = dtype.time_zone is None
+        times = series.dt.cast_time_unit("us")
+        utc = _localized(times, zone, column, source, where) if naive else times
+    elif dtype == pl.Date:
+        utc = _localized(series.cast(pl.Datetime("us")), zone, column, source, where)
+    elif dtype == pl.String:
+        utc = _parsed_text(series, zone, column, source, where)
+    elif dtype.is_numeric() and not dtype.is_decimal():
+        utc = _from_epoch(series, column, source, where)
+    elif dtype == pl.Null:
+        utc = series.cast(UTC_TIME)
+    else:
+        example = series.drop_nulls().head(1).to_list()
+        shown = f"{dtype} values such as {example[0]!r}" if example else f"{dtype} values"
+        raise InputError(
+            f"Column {column!r} of {source} cannot be read as times; {_TIMES_EXPECTED}. It holds "
+            f"{shown}.",
+            path=where,
+            column=column,
+        )
+    return frame.with_columns(utc.dt.convert_time_zone("UTC").alias(column))
 
 
 def iter_batches(
@@ -793,6 +916,142 @@ def _from_pandas(frame: Any, columns: Sequence[str] | None) -> pl.DataFrame:
             "columns of plain types. Cast or drop the offending column first."
         ) from exc
     return converted
+
+
+def _time_zone(timezone: str | None) -> str:
+    """The time zone of naive times: ``timezone`` once checked, or UTC."""
+    if timezone is None:
+        return "UTC"
+    try:
+        pl.select(pl.datetime(2024, 1, 1).dt.replace_time_zone(timezone))
+        zoneinfo.ZoneInfo(timezone)
+    except (pl.exceptions.PolarsError, zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        close = difflib.get_close_matches(timezone, sorted(zoneinfo.available_timezones()), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ParameterError(
+            f"The 'timezone' parameter must name an IANA time zone such as 'Europe/Berlin' or "
+            f"'UTC'; got {timezone!r}.{hint}",
+            parameter="timezone",
+        ) from exc
+    return timezone
+
+
+def _localized(
+    times: pl.Series, zone: str, column: str, source: str, path: str | None
+) -> pl.Series:
+    """Naive ``times`` as the local times of ``zone`` they are, in UTC."""
+    if zone == "UTC":
+        return times.dt.replace_time_zone("UTC")
+    local = times.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
+    skipped = local.is_null() & times.is_not_null()
+    if skipped.any():
+        example = times.filter(skipped)[0]
+        raise InputError(
+            f"Column {column!r} of {source} holds {example}, a time that does not exist in "
+            f"{zone} (the clocks skip it when daylight saving time starts); expected local times "
+            f"of {zone}. Correct the {int(skipped.sum()):,} such value(s), or give the times with "
+            "their UTC offset.",
+            path=path,
+            column=column,
+        )
+    return local.dt.convert_time_zone("UTC")
+
+
+def _parsed_text(
+    text: pl.Series, zone: str, column: str, source: str, path: str | None
+) -> pl.Series:
+    """ISO 8601 ``text`` as UTC datetimes (see :func:`to_utc`), or an error naming a value.
+
+    Polars first reads the column in the form of its first value; the forms in
+    ``_ISO_FORMATS`` are then tried, each on the rows no earlier one could read: a loop over a
+    few forms, each step vectorized over the rows.
+    """
+    stripped = text.str.strip_chars()
+    cleaned = stripped.zip_with(stripped != "", pl.Series([None], dtype=pl.String))
+    aware = pl.Series(text.name, [None] * len(text), dtype=UTC_TIME)
+    naive = pl.Series(text.name, [None] * len(text), dtype=pl.Datetime("us"))
+    try:
+        first = cleaned.str.to_datetime(time_unit="us", strict=False)
+    except pl.exceptions.PolarsError:  # no form could be inferred from the first value
+        first = naive
+    # Polars also infers day-first and other forms that are not ISO 8601 and may be ambiguous.
+    first = first.zip_with(cleaned.str.contains(_ISO_START).fill_null(False), first.clear(1))
+    if isinstance(first.dtype, pl.Datetime) and first.dtype.time_zone is not None:
+        aware = first.dt.convert_time_zone("UTC")
+    else:
+        naive = first
+    pending = cleaned.is_not_null() & first.is_null()
+    rows = pending.arg_true()
+    values = cleaned.gather(rows).to_frame().select(_normalized_text(pl.first())).to_series()
+    for fmt, with_offset in _ISO_FORMATS:
+        if rows.len() == 0:
+            break
+        dtype = UTC_TIME if with_offset else pl.Datetime("us")
+        parsed = values.str.strptime(pl.Date if fmt == "%Y-%m-%d" else dtype, fmt, strict=False)
+        read = parsed.is_not_null()
+        if not read.any():
+            continue
+        where, found = rows.filter(read), parsed.filter(read).cast(dtype)
+        if with_offset:
+            aware = aware.scatter(where, found)
+        else:
+            naive = naive.scatter(where, found)
+        pending = pending.scatter(where, False)
+        rows, values = rows.filter(~read), values.filter(~read)
+    if pending.any():
+        bad = text.filter(pending)
+        shown = bad[0] if len(bad[0]) <= 40 else bad[0][:37] + "..."
+        raise InputError(
+            f"Column {column!r} of {source} cannot be read as times; {_TIMES_EXPECTED}. Found "
+            f"{shown!r} in row {int(pending.arg_max() or 0) + 1:,} ({len(bad):,} of "
+            f"{cleaned.drop_nulls().len():,} values are not times).",
+            path=path,
+            column=column,
+        )
+    return aware.fill_null(_localized(naive, zone, column, source, path))
+
+
+def _normalized_text(text: pl.Expr) -> pl.Expr:
+    """ISO 8601 variants brought to one form: a space between date and time, ``Z`` as
+    ``+00:00``, an hour-only offset with its minutes, no space before the offset."""
+    return (
+        text.str.replace(r"^(\d{4}-\d{2}-\d{2})[Tt ]\s*", "${1} ")
+        .str.replace(r"\s*[Zz]$", "+00:00")
+        .str.replace(r"^(\d{4}-\d{2}-\d{2} [0-9:.]+)\s*([+-]\d{2})$", "${1}${2}:00")
+        .str.replace(r"^(\d{4}-\d{2}-\d{2} [0-9:.]+)\s+([+-]\d{2}:?\d{2})$", "${1}${2}")
+    )
+
+
+def _from_epoch(numbers: pl.Series, column: str, source: str, path: str | None) -> pl.Series:
+    """Epoch numbers as UTC datetimes, in the unit their magnitude implies (see :func:`to_utc`)."""
+    values = numbers.cast(pl.Float64).fill_nan(None)
+    largest = values.abs().max()
+    if largest is None:  # nulls (and NaN) only
+        return values.cast(pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    magnitude = float(cast("float", largest))
+    unit = next((u for u in _EPOCH_UNITS if u[1] <= magnitude < u[2]), None)
+    outside = (
+        values.is_not_null() & ~values.is_between(unit[1], unit[2], closed="left")
+        if unit is not None
+        else values.is_not_null()
+    )
+    if unit is None or outside.any():
+        example = numbers.filter(outside)[0]
+        among = f" among values in {unit[0]} (up to {magnitude:.3g})" if unit else ""
+        raise InputError(
+            f"Column {column!r} of {source} holds numbers that are not epoch times: expected "
+            "epoch seconds (1e8 to 1e11, that is 1973 to 5138), milliseconds (1e11 to 1e14), "
+            "microseconds (to 1e17) or nanoseconds (to 1e20), one unit per column; found "
+            f"{example!r} in row {int(outside.arg_max() or 0) + 1:,}{among}.",
+            path=path,
+            column=column,
+        )
+    _, _, _, multiplier, divisor = unit
+    if numbers.dtype.is_integer():  # exact: nanoseconds since 1973 do not fit a float
+        micros = (numbers // divisor).cast(pl.Int64) * multiplier
+    else:
+        micros = (values * multiplier / divisor).round().cast(pl.Int64)
+    return micros.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
 
 
 def _split(frame: pl.DataFrame, batch_rows: int, advance: int) -> Iterator[Batch]:

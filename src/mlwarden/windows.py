@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from mlwarden.exceptions import InputError, ParameterError, check_int
-from mlwarden.schema import unknown_column_message
+from mlwarden.exceptions import ParameterError, check_int
+from mlwarden.frames import to_utc
 
 WINDOW = "window"
 WINDOW_START = "window_start"
@@ -26,7 +26,9 @@ class WindowSpec:
         every: a Polars duration string (``"1h"``, ``"1d"``, ``"15m"``, ``"1w"``) for calendar
             windows on ``timestamp``; windows start at multiples of the interval (UTC).
         size: rows per window, in the order given (the last window may be shorter).
-        timestamp: the column holding event times, required with ``every``.
+        timestamp: the column holding event times, required with ``every``: datetimes, dates,
+            ISO 8601 text or epoch numbers, read by :func:`mlwarden.frames.to_utc` (naive
+            times are UTC).
 
     Example:
         >>> import polars as pl
@@ -81,8 +83,9 @@ class WindowSpec:
 def assign_windows(frame: pl.DataFrame, spec: WindowSpec) -> pl.DataFrame:
     """Add ``window`` (0, 1, ... in time order), ``window_start`` and ``window_end`` columns.
 
-    Time windows are half-open ``[start, end)``; rows with a null timestamp get no window (null).
-    Row windows have integer starts and ends (row offsets).
+    Time windows are half-open ``[start, end)`` in UTC, and the timestamp column comes back as
+    UTC datetimes (see :func:`mlwarden.frames.to_utc`); rows with a null timestamp get no window
+    (null). Row windows have integer starts and ends (row offsets).
     """
     if spec.size is not None:
         index = pl.int_range(pl.len(), dtype=pl.Int64)
@@ -95,14 +98,7 @@ def assign_windows(frame: pl.DataFrame, spec: WindowSpec) -> pl.DataFrame:
     ts = spec.timestamp
     assert ts is not None
     assert spec.every is not None
-    if ts not in frame.columns:
-        raise InputError(unknown_column_message(ts, frame.columns), column=ts)
-    dtype = frame.schema[ts]
-    if not (isinstance(dtype, pl.Datetime) or dtype == pl.Date):
-        raise InputError(
-            f"Column '{ts}' must hold datetimes to cut windows of '{spec.every}'; it is {dtype}.",
-            column=ts,
-        )
+    frame = to_utc(frame, ts)
     start = pl.col(ts).dt.truncate(spec.every)
     out = frame.with_columns(start.alias(WINDOW_START))
     out = out.with_columns(pl.col(WINDOW_START).dt.offset_by(spec.every).alias(WINDOW_END))

@@ -4,6 +4,7 @@ duplicates none; a refused token is not retried forever; the host is never block
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -177,6 +178,29 @@ def test_given_ids_and_timestamps_are_kept(tmp_path: Path) -> None:
         ("part-2", 3.5, 1, 0.9),
     ]
     assert rows["timestamp"].to_list() == [moment, moment]
+
+
+def test_times_as_users_have_them_are_sent_in_utc(tmp_path: Path) -> None:
+    read = pd.read_csv(  # a CSV of ISO text: pandas keeps it as text
+        io.StringIO(
+            "part,pressure_bar,timestamp\np1,2.5,2024-05-01T08:00:00\n"
+            "p2,3.5,2024-05-01 10:00:00+02:00\n"
+        )
+    )
+    with Monitor(MODEL, VERSION, path=tmp_path, **FAST) as monitor:
+        monitor.log(read[["pressure_bar", "timestamp"]], ids=read["part"])
+        monitor.log({"pressure_bar": [4.5]}, ids=["p3"], timestamps=[1714557600])  # epoch s
+        naive = pd.Series(pd.to_datetime(["2024-05-01 08:00"]))
+        monitor.log({"pressure_bar": [5.5]}, ids=["p4"], timestamps=naive)
+        monitor.log({"pressure_bar": [6.5]}, ids=["p5"], timestamps=["at eight"])  # set apart
+        assert monitor.flush(timeout=10)
+    rows = stored(tmp_path).sort("id")
+    eight = datetime(2024, 5, 1, 8, tzinfo=UTC)
+    assert rows["id"].to_list() == ["p1", "p2", "p3", "p4"]
+    assert rows["timestamp"].to_list() == [eight, eight, eight + timedelta(hours=2), eight]
+    stats = monitor.stats()
+    assert (stats.dropped, stats.errors) == (1, 1)
+    assert "'at eight'" in str(stats.last_error)
 
 
 def test_generated_ids_are_unique_across_calls_and_monitors(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ incidents; only changed windows evaluated again, replacing, never duplicating.""
 
 from __future__ import annotations
 
+import io
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -264,3 +265,42 @@ def test_a_false_alarm_marked_through_the_api_quiets_that_metric(tmp_path: Path)
         history = client.get(f"{api}/feedback", headers=headers).json()
         assert [f["active"] for f in history] == [False]
     store.close()
+
+
+def test_naive_reference_times_and_text_times_in_a_csv_are_evaluated(tmp_path: Path) -> None:
+    """A reference from pandas (naive datetime64) and later rows from a CSV of ISO text, as a
+    new user has them: both are on one UTC clock, and every closed window is evaluated."""
+    import pandas as pd
+
+    store = Store(f"sqlite:///{tmp_path / 'mlwarden.db'}")
+    log = RowLog(tmp_path / "log")
+    generated = production_line(6_000, seed=1)
+    reference = generated.with_columns(pl.col("timestamp").dt.replace_time_zone(None)).to_pandas()
+    assert reference["timestamp"].dt.tz is None
+    Registry(store).register("line", "1", reference, timestamp="timestamp", window="1h")
+    stored = Registry(store).reference_rows("line", "1")
+    assert stored is not None
+    assert stored["timestamp"].to_list() == generated["timestamp"].to_list()
+
+    later = production_line(1_440, seed=2, start=generated["timestamp"].max())
+    later = later.with_columns(pl.col("timestamp").dt.truncate("1s"))  # as text holds them
+    text = later.with_columns(
+        pl.when(pl.int_range(pl.len()) % 7 == 0)  # a logger that sometimes writes the zone
+        .then(pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"))
+        .otherwise(pl.col("timestamp").dt.strftime("%Y-%m-%d %H:%M:%S"))
+    )
+    csv = tmp_path / "later.csv"
+    text[:720].write_csv(csv)
+    assert log.append("line", "1", csv, batch_id="file") == 720
+    rest = pd.read_csv(io.StringIO(text[720:].write_csv()))  # the timestamps as text
+    assert pd.api.types.is_string_dtype(rest["timestamp"])
+    assert log.append("line", "1", rest, batch_id="frame") == 720
+
+    logged = log.read("line").sort("timestamp")
+    assert logged["timestamp"].to_list() == later["timestamp"].to_list()
+    now = later["timestamp"].max() + timedelta(hours=2)
+    outcomes = evaluate(store, log, "line", "1", window="1h", now=now)
+    hours = later["timestamp"].dt.truncate("1h").unique()
+    assert [o.window.start for o in outcomes] == hours.sort().to_list()
+    assert all(o.metrics > 10 for o in outcomes)
+    assert sum(o.window.n_rows for o in outcomes) == later.height

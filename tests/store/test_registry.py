@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from mlwarden.datasets import production_line
-from mlwarden.exceptions import ConflictError, NotFoundError
+from mlwarden.exceptions import ConflictError, InputError, NotFoundError
 from mlwarden.quality import validate
 from mlwarden.registry import Registry
 from mlwarden.store.metadata import Store
@@ -102,3 +102,21 @@ def test_a_version_registered_with_its_model_keeps_its_global_explanation(
     assert registry.explanation("defect-model", "1") is not None
     registry.register("defect-model", "2", line, timestamp="timestamp")
     assert registry.explanation("defect-model", "2") is None
+
+
+def test_a_reference_with_times_as_text_is_stored_in_utc(store: Store, line: pl.DataFrame) -> None:
+    registry = Registry(store)
+    part = line.head(3_000)
+    # what pandas.read_csv gives: ISO text with a space, no zone
+    text = part.with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%d %H:%M:%S%.6f"))
+    registry.register("m-text", "1", text.to_pandas(), timestamp="timestamp")
+    rows = registry.reference_rows("m-text", "1")
+    assert rows is not None
+    assert rows["timestamp"].to_list() == part["timestamp"].to_list()
+    assert registry.reference("m-text", "1").suite.timestamp == "timestamp"
+    garbled = text.with_columns(pl.col("timestamp").str.replace("2024-01-01 08", "Monday 08"))
+    with pytest.raises(InputError, match=r"'timestamp' of the reference.*'Monday 08") as caught:
+        registry.register("m-text", "2", garbled, timestamp="timestamp")
+    assert caught.value.column == "timestamp"
+    with pytest.raises(InputError, match="Did you mean 'timestamp'"):
+        registry.register("m-text", "2", part, timestamp="timestamps")

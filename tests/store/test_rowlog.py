@@ -95,6 +95,33 @@ def test_partitions_by_utc_day_of_the_event_time(log: RowLog, tmp_path: Path) ->
     assert back["timestamp"].to_list() == [datetime(2024, 3, 1, 19, 30, tzinfo=eastern)]
 
 
+def test_times_as_text_epoch_numbers_or_naive_are_filed_in_utc(log: RowLog, tmp_path: Path) -> None:
+    csv = tmp_path / "later.csv"
+    # as a logger writes them: naive with T, a fraction, an offset, Z; pyarrow keeps them text
+    csv.write_text(
+        "id,timestamp,x\n1,2024-03-01T23:30:00,1\n2,2024-03-01 23:45:00.5,2\n"
+        "3,2024-03-02T01:30:00+02:00,3\n4,2024-03-02T00:15:00Z,4\n"
+    )
+    assert log.append(MODEL, "1", csv, batch_id="text") == 4
+    epoch = pl.DataFrame({"id": [5, 6], "timestamp": [1709337600, 1709341200], "x": [5, 6]})
+    assert log.append(MODEL, "1", epoch, batch_id="epoch") == 2  # 2024-03-02 00:00, 01:00 UTC
+    labels = pl.DataFrame({"id": [1], "timestamp": ["2024-03-05 08:00"], "y": [1]})
+    assert log.append_labels(MODEL, labels, batch_id="l") == 1
+    back = log.read(MODEL).sort("id")
+    assert back.schema["timestamp"] == pl.Datetime("us", "UTC")
+    day2 = datetime(2024, 3, 2, tzinfo=UTC)
+    assert back["timestamp"].to_list() == [
+        day2 - timedelta(minutes=30),
+        day2 - timedelta(minutes=14, seconds=59.5),
+        day2 - timedelta(minutes=30),
+        day2 + timedelta(minutes=15),
+        day2,
+        day2 + timedelta(hours=1),
+    ]
+    assert "_date=2024-03-01/text.parquet" in files_of(tmp_path)
+    assert log.labels(MODEL)["timestamp"].to_list() == [datetime(2024, 3, 5, 8, tzinfo=UTC)]
+
+
 def test_retry_of_a_batch_writes_nothing_even_after_a_restart(log: RowLog, tmp_path: Path) -> None:
     rows = batch(8)
     assert log.append(MODEL, "1", rows, batch_id="b1") == 8
@@ -397,7 +424,7 @@ def test_bad_parameters_are_named(log: RowLog, call, parameter: str) -> None:
     ("frame", "column", "message"),
     [
         (pl.DataFrame({"time": [DAY0], "x": [1]}), "timestamp", "No column 'timestamp'"),
-        (pl.DataFrame({"timestamp": ["2024-03-01"]}), "timestamp", "must hold datetimes"),
+        (pl.DataFrame({"timestamp": ["yesterday"]}), "timestamp", "cannot be read as times"),
         (pl.DataFrame({"timestamp": [DAY0, None]}), "timestamp", "1 null values"),
         (pl.DataFrame({"timestamp": [DAY0], "_date": [1]}), "_date", "reserved"),
         (pl.DataFrame({"timestamp": [DAY0], "_batch_id": [1]}), "_batch_id", "reserved"),

@@ -12,7 +12,9 @@ The work is split between two threads so that the caller pays as little as possi
   conversion is paid per batch, not per call.
 
 A chunk that cannot be converted is set apart with its error; the other chunks of the batch are
-not affected.
+not affected. Event times given by the caller (datetimes, naive or aware, dates, ISO 8601 text,
+epoch numbers) are converted to UTC there too, by :func:`mlwarden.frames.to_utc`, so that every
+batch leaves with the times the row log stores.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import itertools
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Final, Literal, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, cast, overload
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from mlwarden.exceptions import InputError
+from mlwarden.frames import to_utc
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -546,20 +549,23 @@ def _is_pandas(value: object, name: str) -> bool:
 # -- the sender's side -------------------------------------------------------------------------
 
 
-def assemble(chunks: Sequence[Chunk]) -> tuple[list[pa.Table], list[tuple[Chunk, Exception]]]:
+def assemble(
+    chunks: Sequence[Chunk], timestamp: str | None = None
+) -> tuple[list[pa.Table], list[tuple[Chunk, Exception]]]:
     """Convert ``chunks`` (all of one kind) to as few Arrow tables as their columns allow.
 
     Runs of consecutive chunks with the same columns are merged in their raw form and
     converted once; the runs' tables are then concatenated (columns missing from some as
-    nulls, numbers widened). Returns the tables and the chunks that could not be converted,
-    each with its error.
+    nulls, numbers widened). The ``timestamp`` column, where a table has it, becomes UTC
+    timestamps. Returns the tables and the chunks that could not be converted, each with its
+    error (times that cannot be read as times among them).
     """
     tables: list[pa.Table] = []
     failed: list[tuple[Chunk, Exception]] = []
     for _, run in itertools.groupby(chunks, key=Chunk.key):
         group = list(run)
         try:
-            tables.append(_table(group))
+            tables.append(_table(group, timestamp))
             continue
         except Exception as exc:  # any failure to convert is the caller's data
             if len(group) == 1:
@@ -568,14 +574,14 @@ def assemble(chunks: Sequence[Chunk]) -> tuple[list[pa.Table], list[tuple[Chunk,
         # Find the chunks at fault, one by one; the others are kept.
         for chunk in group:
             try:
-                tables.append(_table([chunk]))
+                tables.append(_table([chunk], timestamp))
             except Exception as exc:  # the caller's data could not be read; set it apart
                 failed.append((chunk, exc))
     return _concatenated(tables), failed
 
 
-def _table(group: list[Chunk]) -> pa.Table:
-    """One Arrow table of chunks with the same key."""
+def _table(group: list[Chunk], timestamp: str | None = None) -> pa.Table:
+    """One Arrow table of chunks with the same key, its ``timestamp`` column in UTC."""
     bodies: list[Any] = [c.body for c in group]
     first = bodies[0]
     table: pa.Table
@@ -613,7 +619,18 @@ def _table(group: list[Chunk]) -> pa.Table:
     expected = sum(c.n for c in group)
     if table.num_rows != expected:
         raise InputError(f"The logged columns have {table.num_rows} rows; expected {expected}.")
-    return table
+    return _in_utc(table, timestamp)
+
+
+def _in_utc(table: pa.Table, timestamp: str | None) -> pa.Table:
+    """``table`` with its ``timestamp`` column (if it has one) as UTC timestamps."""
+    if timestamp is None or timestamp not in table.column_names:
+        return table
+    if table.schema.field(timestamp).type == TIMESTAMP_TYPE:
+        return table
+    times = cast("pl.DataFrame", pl.from_arrow(table.select([timestamp])))
+    utc = to_utc(times, timestamp, source="the logged rows")[timestamp].to_arrow()
+    return table.set_column(table.column_names.index(timestamp), timestamp, utc)
 
 
 def _row_tuples(bodies: list[RowTuples]) -> pa.Table:

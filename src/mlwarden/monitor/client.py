@@ -151,7 +151,9 @@ class Monitor:
             ``path / "spool" / model``, or ``~/.cache/mlwarden/spool/<model>`` with a server
             (``$XDG_CACHE_HOME`` is honoured).
         spool_bytes: the spool's size limit; beyond, its oldest batches are deleted.
-        timestamp: the column of event times (added as the time of the call when missing).
+        timestamp: the column of event times (added as the time of the call when missing):
+            datetimes, dates, ISO 8601 text or epoch numbers, sent in UTC (naive times are UTC;
+            see :func:`mlwarden.frames.to_utc`).
         id: the column of row ids, which labels refer to (generated when missing).
         feature_names: names of the columns of NumPy features (default ``x0, x1, ...``).
         timeout: seconds to wait for the server on each request.
@@ -654,7 +656,7 @@ class Monitor:
         return taken
 
     def _send_chunks(self, chunks: list[Chunk], urgent: bool) -> None:
-        tables, failed = assemble(chunks)
+        tables, failed = assemble(chunks, self.timestamp)
         for chunk, exc in failed:
             self._count(dropped=chunk.n)
             self._failed("log" if chunk.kind == "rows" else "log_labels", exc)

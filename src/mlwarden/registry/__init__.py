@@ -113,6 +113,9 @@ class Registry:
         reference, and the evaluators of :mod:`mlwarden.service.evaluators` (performance
         estimator from the labels, multivariate drift, per-``segment`` references).
 
+        ``timestamp`` names the column of event times: datetimes, dates, ISO 8601 text or epoch
+        numbers, read by :func:`mlwarden.frames.to_utc` and stored in UTC (naive times are UTC,
+        as in the row log, so that the reference and the logged rows share one clock).
         ``roles`` names what columns are (``{"defect": "target", "defect_score": "score"}``;
         inferred from the names otherwise); ``window`` is the window the version will be
         evaluated in, which sizes the multivariate detector's reference chunks.
@@ -136,7 +139,7 @@ class Registry:
         ``progress`` receives a line per step of the replay."""
         from mlwarden.alerting.calibration import AlertBudget
         from mlwarden.exceptions import ParameterError
-        from mlwarden.frames import to_polars
+        from mlwarden.frames import to_polars, to_utc
         from mlwarden.schema import Role
         from mlwarden.service.budget import META_KEY, REPLAY_ARTIFACT, fit_alerting
         from mlwarden.service.replay import VersionSpec, fit_parts
@@ -149,7 +152,8 @@ class Registry:
             )
         budget = AlertBudget(false_incidents)
         frame = to_polars(reference)
-        if timestamp is not None and timestamp in frame.columns:
+        if timestamp is not None:
+            frame = to_utc(frame, timestamp, source="the reference")
             frame = frame.sort(timestamp, maintain_order=True)
         spec = VersionSpec(
             roles=roles,

@@ -32,7 +32,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -40,7 +40,7 @@ import polars as pl
 from mlwarden.alerting import cusum
 from mlwarden.alerting.calibration import CUSUM_PREFIX
 from mlwarden.alerting.incidents import Incident, group_incidents
-from mlwarden.frames import to_polars
+from mlwarden.frames import to_polars, to_utc
 from mlwarden.quality._durations import parse_duration
 from mlwarden.service.judge import Judged, judge_window
 
@@ -102,13 +102,14 @@ def backtest(
     progress: Callable[[int, int], None] | None = None,
 ) -> Backtest:
     """Judge every window of ``data`` (anything :func:`mlwarden.frames.to_polars` reads, with
-    the version's timestamp column) as the service would (see the module docstring);
-    ``progress`` is called with (windows done, windows in all)."""
+    the version's timestamp column, read by :func:`mlwarden.frames.to_utc`) as the service
+    would (see the module docstring); ``progress`` is called with (windows done, windows in
+    all)."""
     record = reference.version
     window = window or record.meta.get("window") or "1h"
     length = timedelta(seconds=parse_duration(window, "window", "backtest"))
     timestamp = reference.suite.timestamp or record.meta.get("timestamp") or "timestamp"
-    frame = to_polars(data)
+    frame = to_utc(to_polars(data), timestamp, source="the backtest data")
     keyed = frame.sort(timestamp).with_columns(pl.col(timestamp).dt.truncate(window).alias(_WINDOW))
     judged = Judged(reference.suite, reference.drift, reference.evaluators)
     calibration = reference.calibration
@@ -118,7 +119,6 @@ def backtest(
     previous_end: datetime | None = None
     for done, ((start,), rows) in enumerate(parts.items()):  # one per window, not per row
         assert isinstance(start, datetime)
-        start = start if start.tzinfo else start.replace(tzinfo=UTC)
         if previous_end is not None and start - previous_end > cusum.MEMORY:
             states = {}
         judgement = judge_window(

@@ -9,10 +9,11 @@ directory, partitioned hive-style by model and by the UTC day of their timestamp
 
 and are queried with DuckDB (``read_parquet(..., hive_partitioning=true, union_by_name=true)``),
 so batches whose columns differ are read together, missing columns as nulls. Event times are
-stored in UTC (naive ones are taken as UTC). ``_model`` and ``_date`` come from the directory
-names, and ``_model_version``, ``_ingested_at`` and ``_batch_id`` are added to every row, so a
-batch may not have columns of these names (the underscore keeps them clear of a plant's own
-``batch_id`` or ``date``). The root is a local directory.
+stored in UTC: datetimes, dates, ISO 8601 text and epoch numbers are read by
+:func:`mlwarden.frames.to_utc`, naive times as UTC. ``_model`` and ``_date`` come from the
+directory names, and ``_model_version``, ``_ingested_at`` and ``_batch_id`` are added to every
+row, so a batch may not have columns of these names (the underscore keeps them clear of a
+plant's own ``batch_id`` or ``date``). The root is a local directory.
 
 Every file appears whole or not at all: it is written under a temporary name (``.<name>.<pid>.
 <random>.tmp``, unique per writer, ignored by every reader, hidden to Spark and Hive) and then
@@ -63,7 +64,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from mlwarden.exceptions import InputError, ParameterError, check_int
-from mlwarden.frames import to_polars
+from mlwarden.frames import to_polars, to_utc
 from mlwarden.schema import unknown_column_message
 
 if TYPE_CHECKING:
@@ -295,11 +296,12 @@ class RowLog:
             frame: the rows: a Polars, pandas or Arrow frame, or a Parquet/CSV/IPC path.
             batch_id: identifies the batch, same rules as ``model``; appending the same id
                 again writes nothing, so retries never duplicate rows.
-            timestamp: the column of event times (datetimes; naive ones are taken as UTC).
+            timestamp: the column of event times: datetimes, dates, ISO 8601 text or epoch
+                numbers (see :func:`mlwarden.frames.to_utc`; naive times are UTC).
 
         Raises:
             ParameterError: an unsafe ``model``, ``batch_id`` or ``version``.
-            InputError: ``timestamp`` missing, not datetimes, or null; a column that the log
+            InputError: ``timestamp`` missing, not times, or null; a column that the log
                 reserves (``_model``, ``_date``, ``_model_version``, ``_ingested_at``,
                 ``_batch_id``).
         """
@@ -393,7 +395,7 @@ class RowLog:
             frame: the labels: the ``id`` column, the ``timestamp`` column, label columns.
             batch_id: identifies the batch of labels (separate from the ids of row batches).
             id: the column joining labels to rows.
-            timestamp: the column of arrival times (datetimes; naive ones are taken as UTC).
+            timestamp: the column of arrival times, read as in :meth:`append`.
         """
         _check_name(model, "model", "RowLog.append_labels")
         _check_name(batch_id, "batch_id", "RowLog.append_labels")
@@ -985,13 +987,7 @@ def _prepared(data: pl.DataFrame, kind: Kind, ts: str) -> pl.DataFrame:
             "filed by day; pass timestamp=... to name the column.",
             column=ts,
         )
-    dtype = data.schema[ts]
-    if not isinstance(dtype, pl.Datetime):
-        raise InputError(
-            f"Column '{ts}' must hold datetimes (the event time of each {kind[:-1]}); it is "
-            f"{dtype}. Parse or cast it first, e.g. pl.col('{ts}').str.to_datetime().",
-            column=ts,
-        )
+    data = to_utc(data, ts, source=f"the {kind}")
     nulls = data[ts].null_count()
     if nulls:
         raise InputError(
@@ -999,12 +995,7 @@ def _prepared(data: pl.DataFrame, kind: Kind, ts: str) -> pl.DataFrame:
             "filed by day. Fill or drop them first.",
             column=ts,
         )
-    utc = (
-        pl.col(ts).dt.replace_time_zone("UTC")
-        if dtype.time_zone is None
-        else pl.col(ts).dt.convert_time_zone("UTC")
-    )
-    return data.with_columns(utc)
+    return data
 
 
 def _publish(directory: Path, name: str, write: Callable[[Path], None]) -> bool:
