@@ -18,11 +18,13 @@ from mlwarden._cli_common import (
     build_settings,
     friendly_errors,
 )
+from mlwarden._cli_data import ENCODING_OPTION, check_columns, read_data, require_rows, text_columns
 from mlwarden._version import __version__
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from mlwarden._cli_data import Named
     from mlwarden.store.metadata import Scope
 
 
@@ -55,7 +57,7 @@ def cli() -> None:
 )
 @click.option("--kind", "kinds", multiple=True, metavar="COLUMN=KIND", help="Override a kind.")
 @click.option("--role", "roles", multiple=True, metavar="COLUMN=ROLE", help="Override a role.")
-@click.option("--encoding", help="Text encoding of a CSV file (default utf-8).")
+@ENCODING_OPTION
 @click.option("--batch-rows", type=click.IntRange(min=1), default=1 << 18, show_default=True)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the tables.")
@@ -75,18 +77,25 @@ def profile_command(
 
     The file is streamed in batches, so files larger than memory work.
     """
+    from mlwarden.frames import iter_batches
     from mlwarden.profiling import profile
     from mlwarden.profiling.display import print_profile
 
+    kind_of, role_of = _pairs(kinds, "--kind"), _pairs(roles, "--role")
+    header = iter_batches(path, encoding=encoding).names
+    check_columns(
+        header, path, {"--columns": _columns(columns) or [], "--kind": kind_of, "--role": role_of}
+    )
     result = profile(
         path,
         columns=_columns(columns),
-        kinds=_pairs(kinds, "--kind"),
-        roles=_pairs(roles, "--role"),
+        kinds=kind_of,
+        roles=role_of,
         encoding=encoding,
         batch_rows=batch_rows,
         progress=progress,
     )
+    require_rows(result.n_rows, path)
     if not quiet:
         print_profile(result)
     if json_out is not None:
@@ -115,6 +124,8 @@ def profile_command(
 @click.option("--kind", "kinds", multiple=True, metavar="COLUMN=KIND", help="Override a kind.")
 @click.option("--role", "roles", multiple=True, metavar="COLUMN=ROLE", help="Override a role.")
 @click.option("--fail-on-drift", is_flag=True, help="Exit with status 1 on dataset drift.")
+@click.option("--timestamp", help="Event-time column: read as times (UTC), not tested.")
+@ENCODING_OPTION
 @friendly_errors
 def drift_command(
     reference: Path,
@@ -128,6 +139,8 @@ def drift_command(
     kinds: tuple[str, ...],
     roles: tuple[str, ...],
     fail_on_drift: bool,
+    timestamp: str | None,
+    encoding: str | None,
 ) -> None:
     """Compare CURRENT with REFERENCE column by column, with thresholds calibrated on REFERENCE.
 
@@ -144,17 +157,34 @@ def drift_command(
             raise click.BadParameter(
                 f"expected a number for '{name}', got '{value}'", param_hint="--threshold"
             ) from None
-    ref = Reference.fit(
-        reference,
-        columns=_columns(columns),
-        kinds=_pairs(kinds, "--kind"),
-        roles=_pairs(roles, "--role"),
+    chosen, kind_of, test_of = _columns(columns), _pairs(kinds, "--kind"), _pairs(tests, "--test")
+    role_of = _pairs(roles, "--role")
+    named = {
+        "--columns": chosen or [],
+        "--test": test_of,
+        "--threshold": threshold_values,
+        "--kind": kind_of,
+        "--role": role_of,
+    }
+    as_text = text_columns(kind_of)
+    ref_rows = read_data(
+        reference, encoding=encoding, named=named, timestamp=timestamp, as_text=as_text
     )
+    current_rows = read_data(
+        current,
+        encoding=encoding,
+        named={"--columns": chosen or []},
+        timestamp=timestamp,
+        as_text=as_text,
+    )
+    if timestamp is not None and (chosen is None or timestamp in chosen):
+        role_of.setdefault(timestamp, "timestamp")
+    ref = Reference.fit(ref_rows, columns=chosen, kinds=kind_of, roles=role_of)
     report = compare(
         ref,
-        current,
-        columns=_columns(columns),
-        tests=_pairs(tests, "--test"),
+        current_rows,
+        columns=chosen,
+        tests=test_of,
         thresholds=threshold_values,
         alarm=alarm,  # type: ignore[arg-type]
     )
@@ -187,6 +217,7 @@ def drift_command(
 @click.option("--timestamp", help="Event-time column for --window.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the result here.")
 @click.option("--html", "html_out", type=click.Path(path_type=Path), help="Write an HTML report.")
+@ENCODING_OPTION
 @friendly_errors
 def estimate_command(
     reference: Path,
@@ -202,15 +233,17 @@ def estimate_command(
     timestamp: str | None,
     json_out: Path | None,
     html_out: Path | None,
+    encoding: str | None,
 ) -> None:
     """Estimate a model's performance on ANALYSIS without labels, from REFERENCE with labels.
 
     Classification uses confidence-based estimation (CBPE) from the scores; regression uses
-    direct loss estimation (DLE) from the inputs and predictions. Where ANALYSIS has labels, the
-    realized metric is shown alongside.
+    direct loss estimation (DLE) from the inputs and predictions (by default every feature
+    column: not the id, time, label, score or prediction columns). Where ANALYSIS has labels,
+    the realized metric is shown alongside.
     """
     from mlwarden.exceptions import ParameterError
-    from mlwarden.frames import to_polars
+    from mlwarden.frames import to_utc
     from mlwarden.performance.cbpe import CBPE
     from mlwarden.performance.display import print_estimate
     from mlwarden.performance.dle import DLE
@@ -218,14 +251,17 @@ def estimate_command(
     if (chunk_size is None) == (window is None):
         raise ParameterError("Give exactly one of --chunk-size N and --window DURATION.")
     windowing: str | int = chunk_size if chunk_size is not None else str(window)
-    ref = to_polars(reference)
+    inputs = _columns((features,)) if features else None
+    named = {"--y-score": y_score, "--y-pred": [y_pred], "--features": inputs or []}
+    ref = read_data(reference, encoding=encoding, named={**named, "--y-true": [y_true]})
+    if timestamp is not None and timestamp in ref.columns:
+        ref = to_utc(ref, timestamp, source=f"'{reference}'", path=reference)
+    rows = read_data(analysis, encoding=encoding, named=named, timestamp=timestamp)
     estimator: CBPE | DLE
     if task == "regression":
         if y_pred is None:
             raise ParameterError("Regression needs --y-pred, the column of the predicted value.")
-        skip = {y_true, y_pred, timestamp}
-        inputs = _columns((features,)) if features else None
-        inputs = inputs or [c for c in ref.columns if c not in skip]
+        inputs = _loss_inputs(ref, inputs, y_true, y_pred, y_score, timestamp)
         estimator = DLE(y_pred=y_pred, y_true=y_true, features=inputs)
     else:
         if not y_score:
@@ -239,7 +275,7 @@ def estimate_command(
             y_pred=y_pred,
             classes=class_list,
         )
-    result = estimator.fit(ref).estimate(analysis, window=windowing, timestamp=timestamp)
+    result = estimator.fit(ref).estimate(rows, window=windowing, timestamp=timestamp)
     print_estimate(result)
     if json_out is not None:
         _write_json(json_out, result.to_dict())
@@ -247,6 +283,51 @@ def estimate_command(
     if html_out is not None:
         result.to_html(html_out)
         click.echo(f"HTML report written to {html_out}")
+
+
+def _loss_inputs(
+    reference: Any,
+    features: list[str] | None,
+    y_true: str,
+    y_pred: str,
+    y_score: Sequence[str],
+    timestamp: str | None,
+) -> list[str]:
+    """The inputs of the loss model: ``features`` if given (never the label, prediction, score
+    or time column), else the reference's feature columns: not ids, labels, scores, predictions
+    or segments (by their names), nor times (by their names, even as text, or their types)."""
+    from mlwarden.exceptions import ParameterError
+    from mlwarden.schema import Kind, Role, infer_role, infer_schema
+
+    given = {y_true: "--y-true", y_pred: "--y-pred", **dict.fromkeys(y_score, "--y-score")}
+    if timestamp is not None:
+        given[timestamp] = "--timestamp"
+    if features:
+        clash = next((name for name in features if name in given), None)
+        if clash is not None:
+            raise ParameterError(
+                f"--features names {clash!r}, the {given[clash]} column; the loss model learns "
+                "from the model's inputs only. Leave it out of --features.",
+                parameter="features",
+            )
+        return features
+    roles = {y_true: "target", y_pred: "prediction", **dict.fromkeys(y_score, "score")}
+    if timestamp is not None:
+        roles[timestamp] = "timestamp"
+    inputs = [
+        column.name
+        for column in infer_schema(reference, roles=roles)
+        if column.role is Role.FEATURE
+        and column.kind is not Kind.DATETIME
+        and infer_role(column.name, Kind.DATETIME) is not Role.TIMESTAMP
+    ]
+    if not inputs:
+        raise ParameterError(
+            "The reference has no feature column for the loss model (every column is an id, "
+            "time, label, score, prediction or segment); name the inputs with --features.",
+            parameter="features",
+        )
+    return inputs
 
 
 @cli.command("suggest")
@@ -261,6 +342,7 @@ def estimate_command(
 @click.option("--window", help="Window of the bands and the held-out test: '1h' or a row count.")
 @click.option("--holdout", type=click.FloatRange(0.05, 0.8), default=0.3, show_default=True)
 @click.option("--name", help="The suite's name.")
+@ENCODING_OPTION
 @friendly_errors
 def suggest_command(
     reference: Path,
@@ -272,6 +354,7 @@ def suggest_command(
     window: str | None,
     holdout: float,
     name: str | None,
+    encoding: str | None,
 ) -> None:
     """Learn a data-quality suite from clean REFERENCE data and write it as YAML.
 
@@ -280,8 +363,14 @@ def suggest_command(
     """
     from mlwarden.quality import suggest_suite
 
+    named: Named = {
+        "--entity": _columns(entities) or [],
+        "--tag": [tag],
+        "--id": _columns(ids) or [],
+    }
+    rows = read_data(reference, encoding=encoding, named=named, timestamp=timestamp)
     suite = suggest_suite(
-        reference,
+        rows,
         timestamp=timestamp,
         entity=_columns(entities),
         tag=tag,
@@ -314,6 +403,7 @@ def suggest_command(
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05)
 @click.option("--no-pairs", is_flag=True, help="Single slices only.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False))
+@ENCODING_OPTION
 @friendly_errors
 def slices_command(
     data: Path,
@@ -323,6 +413,7 @@ def slices_command(
     alpha: float,
     no_pairs: bool,
     json_path: Path | None,
+    encoding: str | None,
 ) -> None:
     """Find where OUTCOME (a per-row error, flag or 0/1 membership; higher is worse) is
     concentrated in DATA: categories, numeric ranges and pairs of them, each tested against the
@@ -332,8 +423,10 @@ def slices_command(
 
     from mlwarden.diagnosis import slice_search
 
+    named = {"OUTCOME": [outcome], "--column": columns}
+    rows = read_data(data, encoding=encoding, named=named)
     report = slice_search(
-        data, outcome, columns=list(columns) or None, bins=bins, alpha=alpha, pairs=not no_pairs
+        rows, outcome, columns=list(columns) or None, bins=bins, alpha=alpha, pairs=not no_pairs
     )
     console = Console()
     if not report.slices:
@@ -380,6 +473,7 @@ def slices_command(
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict.")
 @click.option("--all", "show_all", is_flag=True, help="List every passed check too.")
+@ENCODING_OPTION
 @friendly_errors
 def check_command(
     data: Path,
@@ -391,6 +485,7 @@ def check_command(
     now: Any,
     quiet: bool,
     show_all: bool,
+    encoding: str | None,
 ) -> None:
     """Validate DATA against a suite; exit 1 when a check of severity error fails.
 
@@ -399,20 +494,24 @@ def check_command(
     """
     import datetime as dt
 
+    from mlwarden.frames import to_utc
     from mlwarden.quality import Suite, gate, validate
 
     suite = Suite.from_yaml(suite_path)
     moment = now.replace(tzinfo=dt.UTC) if now is not None else None
+    rows = read_data(data, encoding=encoding)
+    if suite.timestamp is not None and suite.timestamp in rows.columns:
+        rows = to_utc(rows, suite.timestamp, source=f"'{data}'", path=data)
     if quarantine_out is not None:
-        result = gate(data, suite, now=moment)
+        result = gate(rows, suite, now=moment)
         result.write_quarantine(quarantine_out)
         validation = (
             result.validation
             if window is None
-            else validate(data, suite, window=_window(window), now=moment)
+            else validate(rows, suite, window=_window(window), now=moment)
         )
     else:
-        validation = validate(data, suite, window=_window(window), now=moment)
+        validation = validate(rows, suite, window=_window(window), now=moment)
     if quiet:
         click.echo("PASSED" if validation.passed else "FAILED")
     else:
@@ -768,6 +867,7 @@ def token_revoke(token_id: int, data_dir: Path | None, database_url: str | None)
     "linked in the version's meta. MLflow aliases are recorded, not followed (see --alias).",
 )
 @click.option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI).")
+@ENCODING_OPTION
 @DATA_DIR_OPTION
 @DATABASE_OPTION
 @friendly_errors
@@ -785,23 +885,33 @@ def register_command(
     alias: str | None,
     mlflow_model: str | None,
     tracking_uri: str | None,
+    encoding: str | None,
     data_dir: Path | None,
     database_url: str | None,
 ) -> None:
     """Register VERSION of MODEL with its reference data, fitted on REFERENCE: profile, quality
     suite, drift reference, performance estimator (with a target and a score or prediction
     column), multivariate drift and per-segment references; the reference is replayed window by
-    window to calibrate every bound under the alert budget."""
+    window to calibrate every bound under the alert budget. Times without a time zone are
+    taken as UTC, as they are in the logged rows."""
     from mlwarden.registry import Registry
 
     if tracking_uri and not mlflow_model:
         raise click.UsageError("--tracking-uri goes with --from-mlflow.")
+    role_of = _pairs(roles, "--role")
+    named: Named = {
+        "--entity": _columns(entities) or [],
+        "--id": [id_column],
+        "--role": role_of,
+        "--segment": [segment],
+    }
+    rows = read_data(reference, encoding=encoding, named=named, timestamp=timestamp)
     registry = Registry(build_settings(data_dir, database_url).store())
     options: dict[str, Any] = {
         "timestamp": timestamp,
         "entity": _columns(entities),
         "id": id_column,
-        "roles": _pairs(roles, "--role"),
+        "roles": role_of,
         "segment": segment,
         "window": window,
         "false_incidents": false_incidents,
@@ -819,7 +929,7 @@ def register_command(
             name,
             version=mlflow_version,
             alias=mlflow_alias,
-            reference=reference,
+            reference=rows,
             model=model,
             as_version=version,
             tracking_uri=tracking_uri,
@@ -828,7 +938,7 @@ def register_command(
         link = record.meta["mlflow"]
         source = f" from MLflow {link['uri']} ({link['flavor']})"
     else:
-        record = registry.register(model, version, reference, **options)
+        record = registry.register(model, version, rows, **options)
         source = ""
     click.echo(f"Registered {model} {version}{source}: {', '.join(record.artifacts)}")
     _echo_budget(record.meta.get("alerting") or {})

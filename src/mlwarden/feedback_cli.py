@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from mlwarden._cli_common import DATA_DIR_OPTION, DATABASE_OPTION, build_settings, friendly_errors
+from mlwarden._cli_data import ENCODING_OPTION, read_data
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -109,6 +110,7 @@ def promotion_group() -> None:
 @click.option("--segment-tolerance", type=float, default=0.03, show_default=True)
 @click.option("--no-review", is_flag=True, help="Promote at once when the gate passes.")
 @click.option("--by", default="", help="Who asks.")
+@ENCODING_OPTION
 @DATA_DIR_OPTION
 @DATABASE_OPTION
 @friendly_errors
@@ -122,6 +124,7 @@ def request_command(
     segment_tolerance: float,
     no_review: bool,
     by: str,
+    encoding: str | None,
     data_dir: Path | None,
     database_url: str | None,
 ) -> None:
@@ -142,6 +145,7 @@ def request_command(
                 f"--threshold takes METRIC=VALUE (e.g. roc_auc=0.8); got {pair!r}.",
                 parameter="threshold",
             )
+    rows = read_data(holdout, encoding=encoding)
     store = build_settings(data_dir, database_url).store()
     store.migrate()
     gate = PromotionGate(
@@ -150,7 +154,7 @@ def request_command(
         segment_tolerance=segment_tolerance,
         require_review=not no_review,
     )
-    found = request_promotion(store, model, version, holdout, alias=alias, gate=gate, by=by)
+    found = request_promotion(store, model, version, rows, alias=alias, gate=gate, by=by)
     click.echo(f"Promotion {found.id}: {model} {version} -> {alias}: {found.status}")
     for m in found.gate["metrics"]:
         if m["segment"] and m["passed"]:
