@@ -9,10 +9,12 @@ from pathlib import Path
 
 import polars as pl
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from mlwarden.server import Settings, create_app
 from mlwarden.store.metadata import MetricValue
 from mlwarden.store.rowlog import RowLog
+from mlwarden.store.schema import BatchRow
 from tests.server.conftest import API, Server, auth
 
 T0 = datetime(2024, 5, 1, 8, tzinfo=UTC)
@@ -93,6 +95,46 @@ def test_arrow_batches_and_late_labels(server: Server, tmp_path: Path) -> None:
     )
     joined = RowLog(tmp_path / "log").joined("defect-model")
     assert joined.filter(pl.col("defect").is_not_null())["id"].sort().to_list() == ["r3", "r4"]
+
+
+def test_times_arrive_as_users_have_them(server: Server, tmp_path: Path) -> None:
+    """Naive ISO text and epoch milliseconds in JSON, ISO text in an Arrow stream: every row is
+    filed at its UTC time, and a batch of words where times belong is refused by name."""
+    client, store, tokens = server
+    url = f"{API}/models/defect-model/versions/1/rows"
+    headers = auth(tokens["write"])
+    naive = [{**r, "timestamp": str(r["timestamp"])[:19].replace("T", " ")} for r in rows(3)]
+    epoch = [
+        {**r, "timestamp": int(datetime.fromisoformat(str(r["timestamp"])).timestamp() * 1000)}
+        for r in rows(3, start=3)
+    ]
+    for batch_id, batch in (("naive", naive), ("epoch", epoch)):
+        response = client.post(url, json={"batch_id": batch_id, "rows": batch}, headers=headers)
+        assert response.status_code == 200, response.text
+    buffer = io.BytesIO()
+    pl.DataFrame(rows(3, start=6)).write_ipc_stream(buffer)  # times as text
+    response = client.post(
+        url,
+        content=buffer.getvalue(),
+        headers={
+            **headers,
+            "Content-Type": "application/vnd.apache.arrow.stream",
+            "Idempotency-Key": "arrow-text",
+        },
+    )
+    assert response.status_code == 200, response.text
+    logged = RowLog(tmp_path / "log").read("defect-model").sort("timestamp")
+    assert logged["timestamp"].to_list() == [T0 + timedelta(minutes=i) for i in range(9)]
+    with store.engine.connect() as connection:  # the span that links rows to their runs
+        first = connection.execute(
+            select(BatchRow.first_at).where(BatchRow.batch_id == "arrow-text")
+        ).scalar_one()
+    assert first is not None
+    assert first.replace(tzinfo=UTC) == T0 + timedelta(minutes=6)
+    words = [{**r, "timestamp": "yesterday"} for r in rows(2)]
+    refused = client.post(url, json={"batch_id": "words", "rows": words}, headers=headers)
+    assert refused.status_code == 422
+    assert "timestamp" in refused.json()["detail"]
 
 
 def test_bad_input_is_answered_with_the_field(server: Server) -> None:

@@ -527,7 +527,7 @@ def _rows(
                     }
                 ],
             ) from exc
-        return frame, idempotency_key, timestamp, run
+        return _in_utc(frame, timestamp, "rows"), idempotency_key, timestamp, run
     if content_type not in ("application/json", ""):
         raise HTTPException(
             415, f"Send rows as application/json or {ARROW_STREAM}; got {content_type!r}."
@@ -565,22 +565,22 @@ def _span(frame: pl.DataFrame, timestamp: str) -> tuple[datetime | None, datetim
 
 
 def _frame(records: list[dict[str, Any]], where: str, timestamp: str) -> pl.DataFrame:
-    """JSON records as a table; the time column, sent as ISO 8601 text, parsed as UTC."""
+    """JSON records as a table, its time column in UTC (see :func:`_in_utc`)."""
     try:
         frame = pl.DataFrame(records, infer_schema_length=None)
     except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
         raise InputError(f"The {where} could not be read as a table: {exc}") from exc
-    for column, dtype in frame.schema.items():
-        if dtype == pl.String and column == timestamp:
-            try:
-                frame = frame.with_columns(pl.col(column).str.to_datetime(time_zone="UTC"))
-            except pl.exceptions.PolarsError as exc:
-                raise InputError(
-                    f"Column '{column}' of the {where} holds times as text that are not ISO "
-                    "8601 (such as 2024-05-01T08:00:00Z).",
-                    column=column,
-                ) from exc
-    return frame
+    return _in_utc(frame, timestamp, where)
+
+
+def _in_utc(frame: pl.DataFrame, timestamp: str, where: str) -> pl.DataFrame:
+    """``frame`` with its time column, where it has one, read as UTC times: ISO 8601 text
+    (naive times are UTC), epoch numbers or datetimes (:func:`mlwarden.frames.to_utc`)."""
+    from mlwarden.frames import to_utc
+
+    if timestamp not in frame.columns:
+        return frame
+    return to_utc(frame, timestamp, source=f"the {where}")
 
 
 def _records(frame: pl.DataFrame) -> list[dict[str, Any]]:
