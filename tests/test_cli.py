@@ -330,3 +330,27 @@ def test_register_and_tokens(tmp_path: Path) -> None:
     assert run("token", "revoke", "1", "--data-dir", data)[0] == 0
     code, _, err = run("token", "revoke", "7", "--data-dir", data)
     assert_one_line_error(code, err, "No token with id 7")
+
+
+def test_suggest_takes_roles_from_the_command_line(tmp_path: Path) -> None:
+    """A score the names do not reveal, declared with --role, keeps its range inside [0, 1];
+    a misspelled column is named with its closest match."""
+    rng = np.random.default_rng(2)
+    data = tmp_path / "scored.csv"
+    pl.DataFrame(
+        {"p_fail": rng.uniform(0.3, 0.95, 2_000), "temp": rng.normal(60.0, 5.0, 2_000)}
+    ).write_csv(data)
+    suite = tmp_path / "suite.yaml"
+    from mlwarden.quality import Suite
+
+    def learned(*role: str) -> tuple[float, float]:
+        code, _, err = run("suggest", str(data), "-o", str(suite), *role)
+        assert code == 0, err
+        checks = Suite.from_yaml(suite).checks
+        return next((c.min, c.max) for c in checks if c.key == "range" and c.column == "p_fail")
+
+    assert learned("--role", "p_fail=score")[1] == 1.0
+    assert learned()[1] > 1.0  # read as a measurement, its range is widened past 1
+    code, _, err = run("suggest", str(data), "-o", str(suite), "--role", "p_fial=score")
+    assert code == 2
+    assert "Did you mean 'p_fail'?" in err

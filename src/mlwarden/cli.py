@@ -342,6 +342,13 @@ def _loss_inputs(
 @click.option("--window", help="Window of the bands and the held-out test: '1h' or a row count.")
 @click.option("--holdout", type=click.FloatRange(0.05, 0.8), default=0.3, show_default=True)
 @click.option("--name", help="The suite's name.")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    metavar="COLUMN=ROLE",
+    help="What a column is (target, score, prediction, id, ...); inferred from names otherwise.",
+)
 @ENCODING_OPTION
 @friendly_errors
 def suggest_command(
@@ -354,6 +361,7 @@ def suggest_command(
     window: str | None,
     holdout: float,
     name: str | None,
+    roles: tuple[str, ...],
     encoding: str | None,
 ) -> None:
     """Learn a data-quality suite from clean REFERENCE data and write it as YAML.
@@ -363,10 +371,12 @@ def suggest_command(
     """
     from mlwarden.quality import suggest_suite
 
+    role_of = _pairs(roles, "--role")
     named: Named = {
         "--entity": _columns(entities) or [],
         "--tag": [tag],
         "--id": _columns(ids) or [],
+        "--role": role_of,
     }
     rows = read_data(reference, encoding=encoding, named=named, timestamp=timestamp)
     suite = suggest_suite(
@@ -375,6 +385,7 @@ def suggest_command(
         entity=_columns(entities),
         tag=tag,
         id=_columns(ids),
+        roles=role_of,
         window=_window(window),
         holdout=holdout,
         name=name,
