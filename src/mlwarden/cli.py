@@ -963,17 +963,17 @@ def register_command(
 def _echo_budget(alerting: dict[str, Any]) -> None:
     """The alert budget of a version in a few lines: the budget, the held-out measurement,
     what cannot alarm."""
+    from mlwarden.alerting.calibration import AlertBudget, count
+
     budget = alerting.get("budget") or {}
     held = alerting.get("held_out")
     if budget:
-        line = (
-            f"Alert budget: {budget['false_incidents']:g} false incidents per "
-            f"{budget['days']:g} days"
-        )
+        line = f"Alert budget: {AlertBudget.from_dict(budget)}"
         if held:
             line += (
-                f"; on {held['windows']} held-out reference windows: {held['incidents']} "
-                f"false incidents ({held['rate']:.2g} per {budget['days']:g} days)"
+                f"; on {held['windows']} held-out reference windows: "
+                f"{count(held['incidents'], 'false incident')} "
+                f"({held['rate']:.2g} per {budget['days']:g} days)"
             )
         click.echo(line + ".")
     for text in alerting.get("regimes", []):

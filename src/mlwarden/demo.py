@@ -334,13 +334,15 @@ def _budget_line(alerting: dict[str, Any]) -> str:
     summary = alerting.get("summary") or {}
     if not budget or not held:
         return "No alert budget: the reference could not be replayed."
+    from mlwarden.alerting.calibration import AlertBudget, count
+
     return (
-        f"Alert budget: {budget['false_incidents']:g} false incident per {budget['days']:g} "
-        f"days, shared by {summary.get('metrics', 0)} bounded metrics, "
-        f"{summary.get('sequential', {}).get('series', 0)} CUSUMs and "
-        f"{summary.get('quality_checks', 0)} quality checks; the reference replayed in "
-        f"{held['windows']} windows of {WINDOW} raised {held['incidents']} false incidents on "
-        f"windows held out of the calibration."
+        f"Alert budget: {AlertBudget.from_dict(budget)}, shared by "
+        f"{count(summary.get('metrics', 0), 'bounded metric')}, "
+        f"{count(summary.get('sequential', {}).get('series', 0), 'CUSUM')} and "
+        f"{count(summary.get('quality_checks', 0), 'quality check')}; the reference replayed in "
+        f"{held['windows']} windows of {WINDOW} raised {count(held['incidents'], 'false incident')}"
+        " on windows held out of the calibration."
     )
 
 

@@ -208,6 +208,15 @@ class AlertBudget:
     def to_dict(self) -> dict[str, float]:
         return {"false_incidents": float(self.false_incidents), "days": float(self.days)}
 
+    def __str__(self) -> str:
+        """The budget in words.
+
+        Example:
+            >>> str(AlertBudget()), str(AlertBudget(0.5, 30))
+            ('1 false incident per 90 days', '0.5 false incidents per 30 days')
+        """
+        return f"{count(self.false_incidents, 'false incident')} per {self.days:g} days"
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> AlertBudget:
         d = d or {}
@@ -612,6 +621,12 @@ class Calibration:
             "widening": self.widening,
             "widened": sum(s.widening > 1.0 for s in self.stats.values()),
         }
+
+
+def count(n: float, noun: str) -> str:
+    """``n`` of ``noun``, the noun in the plural unless ``n`` is one: ``count(0, "incident")``
+    is ``'0 incidents'``."""
+    return f"{n:,g} {noun}" + ("" if n == 1 else "s")
 
 
 def rarity(surprise: float | None, window_seconds: float | None = None) -> str:
