@@ -320,6 +320,9 @@ def test_register_and_tokens(tmp_path: Path) -> None:
     )
     assert code == 0, err
     assert "drift_reference, evaluators, profile, reference_rows, suite" in out
+    assert "  rows must carry: event time 'timestamp', features 'line', 'recipe', " in out
+    assert "'operator_shift', 'defect', score 'defect_score', prediction 'prediction'\n" in out
+    assert "  labels: none (the version was registered without a target)\n" in out
     assert "production -> 1" in out
     code, out, _ = run("token", "create", "ingest", "--data-dir", data)
     assert code == 0

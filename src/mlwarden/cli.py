@@ -952,12 +952,22 @@ def register_command(
         record = registry.register(model, version, rows, **options)
         source = ""
     click.echo(f"Registered {model} {version}{source}: {', '.join(record.artifacts)}")
+    _echo_contract(record.meta)
     _echo_budget(record.meta.get("alerting") or {})
     for note in record.meta.get("evaluators", {}).get("notes", []):
         click.echo(f"  note: {note}")
     if alias:
         registry.promote(model, version, alias=alias)
         click.echo(f"{alias} -> {version}")
+
+
+def _echo_contract(meta: dict[str, Any]) -> None:
+    """What the version's logged rows and labels must carry: monitoring reads these names."""
+    from mlwarden.contract import Contract
+
+    click.echo("Logging contract (rows and labels are monitored under these names):")
+    for line in Contract.from_meta(meta).lines():
+        click.echo(f"  {line}")
 
 
 def _echo_budget(alerting: dict[str, Any]) -> None:

@@ -9,7 +9,8 @@ says what the version expects, and :meth:`Contract.check_rows` and :meth:`Contra
 say, per batch, what is missing or unknown and what that costs, in words a person can act on.
 
 The contract is derived from what registration stored (``meta["columns"]``, ``meta["roles"]``,
-``meta["timestamp"]``), so every version has one.
+``meta["timestamp"]`` and the id the evaluation joins labels on, ``meta["evaluators"]["id"]``),
+so every version has one.
 
 Example:
     >>> contract = Contract.from_meta(
@@ -30,11 +31,17 @@ Example:
       not monitored"]
     >>> contract.renames(["id", "timestamp", "temp", "prediction"])
     {'prediction': 'fail_score'}
+    >>> for line in contract.lines():
+    ...     print(line)
+    rows must carry: id 'id', event time 'timestamp', feature 'temp', score 'fail_score'
+    labels: 'id' and 'failed'
+    >>> Contract.from_dict(contract.to_dict()) == contract
+    True
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -65,8 +72,29 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
+class Part:
+    """One column of a contract: its ``role``, the batches that carry it (``rows``,
+    ``labels`` or ``rows and labels``) and what monitoring does with it (``purpose``)."""
+
+    column: str
+    role: str
+    carried_by: str
+    purpose: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "column": self.column,
+            "role": self.role,
+            "carried_by": self.carried_by,
+            "purpose": self.purpose,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Contract:
-    """The columns a version's rows and labels must carry (see the module docstring)."""
+    """The columns a version's rows and labels must carry (see the module docstring);
+    ``extra`` are the other columns it was registered with (a second id, a second time):
+    accepted in rows, never required."""
 
     id: str
     timestamp: str | None
@@ -75,6 +103,12 @@ class Contract:
     predictions: tuple[str, ...]
     targets: tuple[str, ...]
     segments: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """Whether the version was registered without columns: no batch can be checked."""
+        return not (self.features or self.outputs or self.targets or self.segments)
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -97,19 +131,38 @@ class Contract:
             return tuple(c for c in columns if roles.get(c, "feature") == role)
 
         ids = having("id")
+        # The evaluation joins labels on the id it was fitted with, whatever the roles say.
+        joined_on = (meta.get("evaluators") or {}).get("id")
         timestamp = meta.get("timestamp")
-        return cls(
-            id=ids[0] if len(ids) == 1 else ROW_ID,
+        contract = cls(
+            id=joined_on or (ids[0] if len(ids) == 1 else ROW_ID),
             timestamp=timestamp,
-            features=tuple(c for c in having("feature") if c != timestamp),
+            features=tuple(c for c in having("feature") if c not in (timestamp, joined_on)),
             scores=having("score"),
             predictions=having("prediction"),
             targets=having("target"),
             segments=having("segment"),
         )
+        named = {*contract.row_columns, *contract.targets}
+        return replace(contract, extra=tuple(c for c in columns if c not in named))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Contract:
+        """The contract from :meth:`to_dict`; the keys that only describe it are ignored."""
+        return cls(
+            id=str(data["id"]),
+            timestamp=data.get("timestamp"),
+            features=tuple(data.get("features") or ()),
+            scores=tuple(data.get("scores") or ()),
+            predictions=tuple(data.get("predictions") or ()),
+            targets=tuple(data.get("targets") or ()),
+            segments=tuple(data.get("segments") or ()),
+            extra=tuple(data.get("extra") or ()),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        """The contract as the API returns it, with what each part is for."""
+        """The contract as the API returns it, with what each part is for
+        (:meth:`from_dict` reads it back)."""
         return {
             "id": self.id,
             "timestamp": self.timestamp,
@@ -118,12 +171,92 @@ class Contract:
             "scores": list(self.scores),
             "predictions": list(self.predictions),
             "targets": list(self.targets),
+            "extra": list(self.extra),
             "rows": list(self.row_columns),
             "labels": [self.id, *self.targets],
+            "columns": [part.to_dict() for part in self.parts()],
         }
 
-    def check_rows(self, columns: Sequence[str]) -> list[Finding]:
-        """How a batch of rows with ``columns`` departs from the contract, worst first."""
+    def parts(self) -> list[Part]:
+        """Every column of the contract with its role and what monitoring does with it: the
+        row columns, then the labels' (the id, the targets), then the extra columns."""
+        labelled = bool(self.targets)
+        parts = [
+            Part(
+                self.id,
+                "id",
+                "rows and labels" if labelled else "rows",
+                "labels are joined to their rows by it"
+                if labelled
+                else "names a row (the version has no target: no labels to join)",
+            )
+        ]
+        if self.timestamp is not None:
+            parts.append(
+                Part(
+                    self.timestamp,
+                    "timestamp",
+                    "rows",
+                    "files each row in its window by event time",
+                )
+            )
+        parts += [
+            Part(c, "feature", "rows", "its quality and drift are judged") for c in self.features
+        ]
+        parts += [
+            Part(c, "segment", "rows", "metrics are computed per value") for c in self.segments
+        ]
+        parts += [
+            Part(c, "score", "rows", "performance is estimated from it and its drift is judged")
+            for c in self.scores
+        ]
+        parts += [
+            Part(
+                c,
+                "prediction",
+                "rows",
+                "its drift is judged; realized performance is measured when labels arrive",
+            )
+            for c in self.predictions
+        ]
+        parts += [
+            Part(c, "target", "labels", "realized performance is measured against it")
+            for c in self.targets
+        ]
+        parts += [
+            Part(c, "other", "rows", "registered with the version, not monitored: accepted")
+            for c in self.extra
+        ]
+        return parts
+
+    def lines(self, *, limit: int = 12) -> list[str]:
+        """The contract in two lines a person reads at registration: what rows must carry,
+        and what labels must; at most ``limit`` columns of a role are named."""
+
+        def named(role: str, columns: Sequence[str]) -> list[str]:
+            if not columns:
+                return []
+            noun = role if len(columns) == 1 else f"{role}s"
+            shown = ", ".join(map(repr, columns[:limit]))
+            more = f" and {len(columns) - limit} more" if len(columns) > limit else ""
+            return [f"{noun} {shown}{more}"]
+
+        needs = [f"id {self.id!r}"] if self.targets else []
+        if self.timestamp is not None:
+            needs.append(f"event time {self.timestamp!r}")
+        needs += named("feature", self.features)
+        needs += named("segment", self.segments)
+        needs += named("score", self.scores)
+        needs += named("prediction", self.predictions)
+        if self.targets:
+            labels = f"labels: {self.id!r} and {' or '.join(map(repr, self.targets))}"
+        else:
+            labels = "labels: none (the version was registered without a target)"
+        return [f"rows must carry: {', '.join(needs) or 'nothing the version monitors'}", labels]
+
+    def check_rows(self, columns: Sequence[str], *, filed_by: str | None = None) -> list[Finding]:
+        """How a batch of rows with ``columns`` departs from the contract, worst first;
+        ``filed_by``, the column the batch's rows are filed by, is never unknown."""
         have = set(columns)
         findings: list[Finding] = []
         for column in self.scores:
@@ -151,8 +284,8 @@ class Contract:
                 Finding(
                     "missing_timestamp",
                     self.timestamp,
-                    f"rows carry no {self.timestamp!r} (the event time): they are filed at the "
-                    "time they were logged",
+                    f"rows carry no {self.timestamp!r} (the event time): they are stored but "
+                    "fall in no window of the version, so they are not evaluated",
                 )
             )
         if self.targets and self.id not in have:
@@ -173,7 +306,7 @@ class Contract:
                         "judged",
                     )
                 )
-        known = {*self.row_columns, *self.targets}
+        known = {*self.row_columns, *self.targets, *self.extra, filed_by}
         for column in columns:
             if column not in known and not column.startswith(_INTERNAL_PREFIX):
                 findings.append(
@@ -186,8 +319,9 @@ class Contract:
                 )
         return findings
 
-    def check_labels(self, columns: Sequence[str]) -> list[Finding]:
-        """How a batch of labels with ``columns`` departs from the contract."""
+    def check_labels(self, columns: Sequence[str], *, filed_by: str | None = None) -> list[Finding]:
+        """How a batch of labels with ``columns`` departs from the contract; ``filed_by`` is
+        the labels' arrival-time column."""
         have = set(columns)
         findings: list[Finding] = []
         if self.id not in have:
@@ -199,13 +333,13 @@ class Contract:
                 )
             )
         if self.targets and not have & set(self.targets):
-            extra = sorted(have - {self.id, self.timestamp or DEFAULT_TIMESTAMP})
-            under = f" (they carry {', '.join(map(repr, extra))})" if extra else ""
+            others = sorted(have - {self.id, self.timestamp or DEFAULT_TIMESTAMP, filed_by})
+            under = f"; they carry {', '.join(map(repr, others))}" if others else ""
             findings.append(
                 Finding(
                     "missing_target",
                     self.targets[0],
-                    f"labels carry no {self.targets[0]!r} (the target){under}: realized "
+                    f"labels carry no {self.targets[0]!r} (the target{under}): realized "
                     "performance is not measured",
                 )
             )

@@ -11,6 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
+from mlwarden.contract import Finding
 from mlwarden.exceptions import ConflictError, NotFoundError, ParameterError, StoreError
 from mlwarden.store.metadata import MetricValue, Store
 from mlwarden.store.schema import Base
@@ -19,7 +20,7 @@ T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
 
 def test_migrations_build_exactly_the_declared_tables(store: Store) -> None:
-    assert store.revision() == "0007"
+    assert store.revision() == "0008"
     store.migrate()  # a second upgrade is a no-op
     with store.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
@@ -310,3 +311,90 @@ def test_latest_metrics_pick_the_newest_window_of_each_version(store: Store) -> 
     assert latest["value"].to_list() == [2.0, 12.0]
     assert latest["alert"].to_list() == [False, True]
     assert latest["window_end"].to_list() == [T0 + timedelta(hours=3)] * 2
+
+
+NO_SCORE = Finding("missing_output", "fail_score", "rows carry no 'fail_score' (the model's score)")
+UNKNOWN = Finding("unknown", "prediction", "rows carry 'prediction', which the version was not")
+NO_ROW_ID = Finding("missing_id", "row_id", "rows carry no 'row_id' (the row id)")
+NO_TARGET = Finding("missing_target", "failed", "labels carry no 'failed' (the target)")
+
+
+def test_contract_findings_are_counted_until_a_batch_meets_the_contract(store: Store) -> None:
+    store.create_model("m")
+    for version in ("1", "2"):
+        store.create_version("m", version)
+    at = [T0 + timedelta(minutes=10 * i) for i in range(6)]
+    store.record_contract_findings("m", "1", [NO_SCORE, UNKNOWN], 500, at[0])
+    opened = store.record_contract_findings("m", "1", [NO_SCORE, UNKNOWN], 300, at[1])
+    assert [(f.kind, f.column, f.batches, f.rows) for f in opened] == [
+        ("missing_output", "fail_score", 2, 800),
+        ("unknown", "prediction", 2, 800),
+    ]
+    assert {(f.first_at, f.last_at) for f in opened} == {(at[0], at[1])}
+    assert store.contract_findings("m", "2") == []
+    # A rows batch that meets the score's part clears it; labels keep their own findings.
+    store.record_contract_findings("m", "1", [NO_TARGET], 40, at[2], batch="labels")
+    left = store.record_contract_findings("m", "1", [UNKNOWN], 100, at[3])
+    assert [f.column for f in left] == ["prediction"]
+    assert [(f.batch, f.column) for f in store.contract_findings("m", "1")] == [
+        ("rows", "prediction"),
+        ("labels", "failed"),
+    ]
+    cleared = store.contract_findings("m", "1", open_only=False, batch="rows")
+    assert [(f.column, f.open, f.cleared_at) for f in cleared] == [
+        ("fail_score", False, at[3]),
+        ("prediction", True, None),
+    ]
+    # Shown again later, a finding opens anew: counted from then, its total kept.
+    again = store.record_contract_findings("m", "1", [NO_SCORE], 70, at[4])
+    assert [(f.column, f.first_at, f.batches, f.rows, f.rows_total) for f in again] == [
+        ("fail_score", at[4], 1, 70, 870)
+    ]
+    assert store.record_contract_findings("m", "1", [], 10, at[5], batch="labels") == []
+    assert [f.batch for f in store.contract_findings("m")] == ["rows"]
+    everywhere = store.contract_findings(None, open_only=False)
+    assert {(f.model, f.version, f.batch, f.column) for f in everywhere} == {
+        ("m", "1", "rows", "fail_score"),
+        ("m", "1", "rows", "prediction"),
+        ("m", "1", "labels", "failed"),
+    }
+    assert everywhere[0].to_dict()["first_at"] == at[4].isoformat()
+
+
+def test_the_same_finding_in_rows_and_labels_is_counted_apart(store: Store) -> None:
+    store.create_model("m")
+    store.create_version("m", "1")
+    store.record_contract_findings("m", "1", [NO_ROW_ID], 5, T0, batch="labels")
+    store.record_contract_findings("m", "1", [NO_ROW_ID], 50, T0)
+    store.record_contract_findings("m", "1", [], 50, T0 + timedelta(minutes=1))
+    assert [(f.batch, f.rows) for f in store.contract_findings("m", "1")] == [("labels", 5)]
+    with pytest.raises(ParameterError, match="'rows' or 'labels'"):
+        store.record_contract_findings("m", "1", [], 1, T0, batch="predictions")  # type: ignore
+    with pytest.raises(ParameterError, match="timezone-aware"):
+        store.record_contract_findings("m", "1", [], 1, datetime(2024, 5, 1))
+    with pytest.raises(NotFoundError, match="no version or alias '3'"):
+        store.record_contract_findings("m", "3", [NO_ROW_ID], 1, T0)
+
+
+def test_batches_counted_at_once_lose_no_count(store: Store) -> None:
+    store.create_model("m")
+    store.create_version("m", "1")
+    errors: list[BaseException] = []
+
+    def log(i: int) -> None:
+        try:
+            for j in range(5):
+                store.record_contract_findings(
+                    "m", "1", [NO_SCORE], 10, T0 + timedelta(seconds=10 * i + j)
+                )
+        except BaseException as exc:  # reported below, with the thread's failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=log, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    [finding] = store.contract_findings("m", "1")
+    assert (finding.batches, finding.rows, finding.rows_total) == (20, 200, 200)

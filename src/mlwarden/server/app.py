@@ -4,6 +4,9 @@ Built by :func:`create_app` from :class:`Settings`; tests drive it in-process. W
 bearer token of scope ``write`` (``mlwarden token create``); reads need a token too unless the
 server runs with ``public_read``. Bodies are bounded in bytes and rows; a batch is stored
 entirely or not at all, and a retried batch (same ``batch_id``) is recognized, not stored twice.
+Every batch is checked against its version's logging contract (:mod:`mlwarden.contract`): it
+is stored whatever it lacks, its answer's ``warnings`` say what that costs, and the findings are
+counted per version until a later batch meets the contract again.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from mlwarden.store.rowlog import RowLog
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+
+    from mlwarden.contract import Contract
 
 ARROW_STREAM: Final = "application/vnd.apache.arrow.stream"
 API: Final = "/api/v1"
@@ -97,7 +102,8 @@ class Settings:
 
 class RowsBatch(BaseModel):
     """A batch of logged rows in JSON; ``run`` names the pipeline run that made their features
-    (a run id or an OpenLineage run id)."""
+    (a run id or an OpenLineage run id). ``timestamp`` names the rows' event-time column (by
+    default the version's, when the rows carry it, else ``timestamp``)."""
 
     batch_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     timestamp: str = Field(default="timestamp", min_length=1, max_length=200)
@@ -112,7 +118,8 @@ class RowsBatch(BaseModel):
 
 
 class LabelsBatch(BaseModel):
-    """Labels that arrived for earlier rows, by id."""
+    """Labels that arrived for earlier rows, by ``id`` (by default the id of the model's
+    versions, when the labels carry it, else ``id``); ``timestamp`` is their arrival time."""
 
     batch_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     id: str = Field(default="id", min_length=1, max_length=200)
@@ -136,9 +143,13 @@ class BudgetChange(BaseModel):
 
 
 class Stored(BaseModel):
+    """A stored batch; ``warnings`` say how it departs from its version's logging contract
+    and what that costs (empty when it meets the contract)."""
+
     batch_id: str
     rows: int
     duplicate: bool
+    warnings: list[str] = Field(default_factory=list)
 
 
 def _token(request: Request, authorization: str | None, scope: Scope) -> TokenRecord | None:
@@ -230,10 +241,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.contracts = {}
     app.include_router(dashboard_router)
-    from mlwarden.server import diagnosis_api, feedback_api, lineage_api, policy_api
+    from mlwarden.server import contract_api, diagnosis_api, feedback_api, lineage_api, policy_api
 
-    for module in (lineage_api, policy_api, diagnosis_api, feedback_api):
+    for module in (lineage_api, policy_api, diagnosis_api, feedback_api, contract_api):
         app.include_router(module.router, prefix=API)
 
     @app.exception_handler(MlwardenError)
@@ -422,21 +434,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version: str,
         _: WriteToken,
         idempotency_key: Annotated[str | None, Header()] = None,
-        timestamp_column: Annotated[str, Header(alias="X-Timestamp-Column")] = "timestamp",
+        timestamp_column: Annotated[str | None, Header(alias="X-Timestamp-Column")] = None,
         run_header: Annotated[str, Header(alias="X-Run", max_length=200)] = "",
     ) -> Stored:
         """Log a batch of rows a model version saw: JSON (``RowsBatch``) or an Arrow IPC
-        stream (``Idempotency-Key`` header as batch id, ``X-Run`` header as the run). The batch
-        is kept with its run and the time span of its rows, which link predictions to the
-        pipeline run that made their features."""
+        stream (``Idempotency-Key`` header as batch id, ``X-Run`` header as the run,
+        ``X-Timestamp-Column`` as the event-time column). The batch is kept with its run and
+        the time span of its rows, which link predictions to the pipeline run that made their
+        features; its ``warnings`` say how it departs from the version's logging contract."""
         store: Store = request.app.state.store
         # A known model and version (or alias: rows are filed under the version it points at).
-        version = (await run_in_threadpool(store.resolve, model, version)).version
+        record = await run_in_threadpool(store.resolve, model, version)
+        version = record.version
+        contract = contract_api.contract_of(request.app.state, record)
         body = await _body(request, settings.max_request_bytes)
         # Parsing, writing and syncing run off the event loop, so batches arriving together
         # are stored side by side and the loop keeps answering.
         frame, batch_id, timestamp, run = await run_in_threadpool(
-            _rows, request, body, idempotency_key, timestamp_column, run_header
+            _rows, request, body, idempotency_key, timestamp_column, run_header, contract
         )
         if frame.height > settings.max_rows:
             raise HTTPException(
@@ -461,23 +476,46 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         explainer = getattr(request.app.state, "explainer", None)
         if explainer is not None and written:
             explainer.submit(model, version, batch_id, first_at, last_at)
-        return Stored(batch_id=batch_id, rows=frame.height, duplicate=not new and written == 0)
+        held = contract_api.check_rows(request.app.state, record, frame.columns, timestamp)
+        if new:
+            await run_in_threadpool(
+                partial(contract_api.count, store, model, held, frame.height, batch="rows")
+            )
+        return Stored(
+            batch_id=batch_id,
+            rows=frame.height,
+            duplicate=not new and written == 0,
+            warnings=contract_api.warnings(held),
+        )
 
     @app.post(f"{API}/models/{{model}}/labels", tags=["ingest"], response_model=Stored)
     def ingest_labels(request: Request, model: str, batch: LabelsBatch, _: WriteToken) -> Stored:
-        """Log labels that arrived for earlier rows (matched by ``id``)."""
+        """Log labels that arrived for earlier rows (matched by ``id``); the answer's
+        ``warnings`` say how they depart from the logging contract of the model's versions."""
         store: Store = request.app.state.store
         store.get_model(model)
         if len(batch.labels) > settings.max_rows:
             raise HTTPException(413, f"A batch holds at most {settings.max_rows:,} labels.")
         frame = _frame(batch.labels, "labels", batch.timestamp)
+        versions = store.versions(model)
+        contracts = [contract_api.contract_of(request.app.state, v) for v in versions]
+        given = batch.id if "id" in batch.model_fields_set else None
+        id_column = contract_api.labels_id(given, contracts, frame.columns)
         rowlog: RowLog = request.app.state.rowlog
         written = rowlog.append_labels(
-            model, frame, batch_id=batch.batch_id, id=batch.id, timestamp=batch.timestamp
+            model, frame, batch_id=batch.batch_id, id=id_column, timestamp=batch.timestamp
         )
         new = store.record_batch(model, batch.batch_id, frame.height, kind="labels")
+        held = contract_api.check_labels(
+            request.app.state, versions, frame.columns, batch.timestamp
+        )
+        if new:
+            contract_api.count(store, model, held, frame.height, batch="labels")
         return Stored(
-            batch_id=batch.batch_id, rows=frame.height, duplicate=not new and written == 0
+            batch_id=batch.batch_id,
+            rows=frame.height,
+            duplicate=not new and written == 0,
+            warnings=contract_api.warnings(held),
         )
 
     return app
@@ -498,9 +536,17 @@ async def _body(request: Request, limit: int) -> bytes:
 
 
 def _rows(
-    request: Request, body: bytes, idempotency_key: str | None, timestamp: str, run: str
+    request: Request,
+    body: bytes,
+    idempotency_key: str | None,
+    timestamp: str | None,
+    run: str,
+    contract: Contract,
 ) -> tuple[pl.DataFrame, str, str, str]:
-    """The batch's rows, batch id, time column and run (the body's, else the header's)."""
+    """The batch's rows, batch id, time column and run (the body's, else the header's; the
+    time column by default the version's, see :func:`contract_api.rows_time`)."""
+    from mlwarden.server.contract_api import rows_time
+
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
     if content_type == ARROW_STREAM:
         if not idempotency_key:
@@ -527,6 +573,7 @@ def _rows(
                     }
                 ],
             ) from exc
+        timestamp = rows_time(timestamp, contract, frame.columns)
         return _in_utc(frame, timestamp, "rows"), idempotency_key, timestamp, run
     if content_type not in ("application/json", ""):
         raise HTTPException(
@@ -544,8 +591,10 @@ def _rows(
             ]
             raise HTTPException(422, errors) from exc
         raise
-    frame = _frame(batch.rows, "rows", batch.timestamp)
-    return frame, batch.batch_id, batch.timestamp, batch.run or run
+    frame = _table(batch.rows, "rows")
+    given = batch.timestamp if "timestamp" in batch.model_fields_set else timestamp
+    timestamp = rows_time(given, contract, frame.columns)
+    return _in_utc(frame, timestamp, "rows"), batch.batch_id, timestamp, batch.run or run
 
 
 def _span(frame: pl.DataFrame, timestamp: str) -> tuple[datetime | None, datetime | None]:
@@ -566,11 +615,15 @@ def _span(frame: pl.DataFrame, timestamp: str) -> tuple[datetime | None, datetim
 
 def _frame(records: list[dict[str, Any]], where: str, timestamp: str) -> pl.DataFrame:
     """JSON records as a table, its time column in UTC (see :func:`_in_utc`)."""
+    return _in_utc(_table(records, where), timestamp, where)
+
+
+def _table(records: list[dict[str, Any]], where: str) -> pl.DataFrame:
+    """JSON records as a table."""
     try:
-        frame = pl.DataFrame(records, infer_schema_length=None)
+        return pl.DataFrame(records, infer_schema_length=None)
     except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
         raise InputError(f"The {where} could not be read as a table: {exc}") from exc
-    return _in_utc(frame, timestamp, where)
 
 
 def _in_utc(frame: pl.DataFrame, timestamp: str, where: str) -> pl.DataFrame:

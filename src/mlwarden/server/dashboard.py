@@ -1,10 +1,11 @@
 """The dashboard of ``mlwarden serve``: server-rendered pages over the metadata store.
 
 Pages: every model at a glance (``/``); a model's metric timelines with their alert bounds, its
-windows and incidents (``/models/{model}``); a window's drill-down — failing checks with their
-sample rows, drift per feature with reference-against-current distributions, estimated against
-realized performance, multivariate drift and segments (``/models/{model}/windows/{id}``); and
-incidents with their alerts (``/incidents``). Pages are Jinja2 templates with autoescaping; the
+windows and incidents, under a banner for each way its logged batches depart from their
+version's logging contract (``/models/{model}``); a window's drill-down — failing checks with
+their sample rows, drift per feature with reference-against-current distributions, estimated
+against realized performance, multivariate drift and segments (``/models/{model}/windows/{id}``);
+and incidents with their alerts (``/incidents``). Pages are Jinja2 templates with autoescaping; the
 plots are Plotly figures handed to the page as JSON in ``<script type="application/json">``
 blocks (escaped so that no data can close the block) and drawn by Plotly.js, which the server
 itself serves from the installed ``plotly`` package: no CDN, the dashboard works offline.
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     import jinja2
 
     from mlwarden.profiling import Profile
-    from mlwarden.store.metadata import Store, WindowRecord
+    from mlwarden.store.metadata import ContractFinding, Store, WindowRecord
 
 __all__ = ["COOKIE", "router"]
 
@@ -54,6 +55,7 @@ COOKIE: Final = "mlwarden_token"
 WINDOWS_PER_PAGE: Final = 50
 INCIDENTS_ON_MODEL_PAGE: Final = 10
 INCIDENTS_PER_PAGE: Final = 200
+FINDINGS_ON_MODEL_PAGE: Final = 10
 DEFAULT_DAYS: Final = 30
 MAX_DAYS: Final = 3_650
 _MAX_FORM_BYTES: Final = 4_096
@@ -91,6 +93,7 @@ def _environment() -> jinja2.Environment:
     env.filters["percent"] = _percent
     env.filters["action_tag"] = _action_tag
     env.filters["detail_items"] = _detail_items
+    env.filters["since"] = finding_since
     return env
 
 
@@ -99,6 +102,24 @@ def _when(moment: datetime | None, seconds: bool = False) -> str:
     if moment is None:
         return "–"
     return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def finding_since(finding: ContractFinding) -> str:
+    """A contract finding as a sentence that says since when its batches show it.
+
+    Example:
+        >>> from datetime import UTC, datetime
+        >>> from mlwarden.store.metadata import ContractFinding
+        >>> at = datetime(2025, 2, 1, 10, 4, tzinfo=UTC)
+        >>> finding_since(ContractFinding("m", "1", "rows", "missing_output", "fail_score",
+        ...     "rows carry no 'fail_score' (the model's score)", at, at, 1, 500, 500))
+        "rows since 2025-02-01 10:04 UTC carry no 'fail_score' (the model's score)"
+    """
+    head, _, rest = finding.message.partition(" ")
+    since = f"since {_when(finding.first_at)} UTC"
+    if head == finding.batch and rest:
+        return f"{head} {since} {rest}"
+    return f"{finding.batch} {since}: {finding.message}"
 
 
 def _segment(text: str) -> str:
@@ -595,16 +616,17 @@ def _unbounded(part: pl.DataFrame) -> str:
 
 def _model_timeline(
     store: Store, model: str, version: str | None, production: str | None, days: float | None
-) -> tuple[queries.Timeline, str]:
+) -> tuple[queries.Timeline, str, str | None]:
     """The timeline of the chosen version; by default of the production version, or of all
-    versions when production has no window."""
+    versions when production has no window; with what it shows, and its one version."""
     if version is not None:
-        return queries.timeline(store, model, versions=[version], days=days), f"version {version}"
+        timeline = queries.timeline(store, model, versions=[version], days=days)
+        return timeline, f"version {version}", version
     if production is not None:
         timeline = queries.timeline(store, model, versions=[production], days=days)
         if timeline.windows.height:
-            return timeline, f"version {production} (production)"
-    return queries.timeline(store, model, days=days), "all versions"
+            return timeline, f"version {production} (production)", production
+    return queries.timeline(store, model, days=days), "all versions", None
 
 
 @router.get("/models/{model}")
@@ -617,7 +639,8 @@ def model_page(
     page: int = 1,
 ) -> Response:
     """A model's timeline of key metrics with their alert bounds, feedback and explanation
-    trends, its versions, windows and incidents."""
+    trends, its versions, windows and incidents; a banner for each open finding of the
+    versions shown against their logging contract."""
     from mlwarden.server.pages_feedback import trend_plots
 
     store = _store(request)
@@ -638,7 +661,10 @@ def model_page(
             f"Model '{model}' has no version '{version}' (versions: "
             f"{', '.join(versions) or 'none'}).",
         )
-    timeline, shown = _model_timeline(store, model, version, aliases.get(queries.PRODUCTION), span)
+    timeline, shown, one = _model_timeline(
+        store, model, version, aliases.get(queries.PRODUCTION), span
+    )
+    findings = store.contract_findings(model, one)
     windows = timeline.windows.reverse()
     pages = max(1, math.ceil(windows.height / WINDOWS_PER_PAGE))
     page = min(max(page, 1), pages)
@@ -668,6 +694,8 @@ def model_page(
         pages=pages,
         incidents=recent,
         n_incidents=n_incidents,
+        findings=findings[:FINDINGS_ON_MODEL_PAGE],
+        n_findings=len(findings),
     )
 
 

@@ -9,6 +9,10 @@ on reference windows held out of the calibration, the regimes and cycles its met
 within, the learned checks widened to fit the budget, and what cannot alarm at its window size.
 A holder of a write token changes the budget there (``POST .../alert-budget``).
 
+The page shows the version's logging contract: each column its rows and labels must carry,
+its role and what monitoring does with it, and the open findings of the batches logged so far
+that depart from it.
+
 A pending promotion is approved or rejected from the page (``POST /promotions/{id}/review``)
 by anyone holding a token of scope ``write``, from this server's own page: the review goes into
 the alias history with the gate's evidence (:func:`mlwarden.registry.promotion.review_promotion`).
@@ -178,14 +182,17 @@ def _comparison(this: dict[str, Any], other: dict[str, Any] | None) -> list[dict
 
 @router.get("/models/{model}/versions/{version}")
 def version_page(request: Request, model: str, version: str, viewer: Viewer) -> Response:
-    """A version's global explanation beside production's, and its promotion requests."""
+    """A version's global explanation beside production's, its alert budget, its logging
+    contract with the open findings against it, and its promotion requests."""
     from mlwarden.registry.promotion import list_promotions
+    from mlwarden.server.contract_api import contract_of
 
     store = _store(request)
     try:
         record = store.get_version(model, version)
     except NotFoundError as exc:
         return _problem(request, 404, "Not found", str(exc))
+    contract = contract_of(request.app.state, record)
     aliases = [a for a, v in store.aliases(model).items() if v == version]
     other_version, other_label = _compared_with(store, model, version)
     this = _explained(store, model, version, f"version {version}", "this")
@@ -209,6 +216,9 @@ def version_page(request: Request, model: str, version: str, viewer: Viewer) -> 
         plots=[*this["plots"], *(other["plots"] if other else [])],
         promotions=promotions,
         alerting=record.meta.get("alerting"),
+        contract=contract.parts(),
+        contract_lines=contract.lines(),
+        findings=store.contract_findings(model, version),
         writer=writer,
         why_not=None if writer is not None else _why_not(request, viewer, "Reviewing a promotion"),
         flash=flash,

@@ -3,7 +3,10 @@
 Each mlwarden metric becomes gauges labelled by model, version, metric, column and segment:
 its value, its alert bounds, whether it is outside them, and when its window ended — so a
 Grafana panel can chart any metric with its band, and an alert rule can fire on
-``mlwarden_metric_alert == 1``.
+``mlwarden_metric_alert == 1``. Logged rows that depart from their version's logging contract
+are counted by ``mlwarden_contract_rows_total``, labelled by model, version, the kind of batch
+(``rows`` or ``labels``), the finding's kind and its column: an alert rule on its ``increase``
+fires while rows arrive without the score the version was registered with.
 
 Example:
     >>> from datetime import UTC, datetime, timedelta
@@ -25,7 +28,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LABELS = ["model", "version", "metric", "column", "segment"]
+_CONTRACT_LABELS = ["model", "version", "batch", "kind", "column"]
 
 
 class _StoreCollector:
@@ -42,7 +46,7 @@ class _StoreCollector:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         latest = self.store.latest_metrics()
         families = {
             "value": GaugeMetricFamily(
@@ -73,6 +77,15 @@ class _StoreCollector:
             families["alert"].add_metric(labels, 1.0 if row["alert"] else 0.0)
             families["window_end"].add_metric(labels, row["window_end"].timestamp())
         yield from families.values()
+        contract = CounterMetricFamily(
+            "mlwarden_contract_rows",
+            "Logged rows (or labels) that departed from their version's logging contract.",
+            labels=_CONTRACT_LABELS,
+        )
+        for finding in self.store.contract_findings(None, open_only=False):
+            labels = [finding.model, finding.version, finding.batch, finding.kind, finding.column]
+            contract.add_metric(labels, float(finding.rows_total))
+        yield contract
 
 
 def exposition(store: Store) -> bytes:

@@ -1,5 +1,6 @@
 """The metadata store: models, versions and their references, aliases with history, windows,
-metric series with alert bounds, alerts, incidents, API tokens and ingested batches.
+metric series with alert bounds, alerts, incidents, API tokens, ingested batches and how they
+departed from their version's logging contract.
 
 One class, :class:`Store`, over SQLAlchemy 2: SQLite in the data directory by default (WAL mode,
 so readers never block the writer), PostgreSQL (psycopg 3) in production. Every method is one
@@ -28,10 +29,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 import polars as pl
-from sqlalchemy import Engine, create_engine, delete, event, func, select
+from sqlalchemy import Engine, case, create_engine, delete, event, func, literal, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,10 +44,12 @@ from mlwarden.store.schema import (
     AliasRow,
     ArtifactRow,
     BatchRow,
+    ContractFindingRow,
     IncidentRow,
     MetricRow,
     ModelRow,
     TokenRow,
+    UTCDateTime,
     ValidationRow,
     VersionRow,
     WindowDetailRow,
@@ -57,13 +60,17 @@ from mlwarden.store.schema import (
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
+    from sqlalchemy import CursorResult
+
     from mlwarden.alerting.null import NullModel
+    from mlwarden.contract import Finding
 
 DATABASE_URL_ENV: Final = "MLWARDEN_DATABASE_URL"
 DATA_DIR_ENV: Final = "MLWARDEN_DATA_DIR"
 DEFAULT_DATA_DIR: Final = Path(".mlwarden")
 _NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
 Scope = Literal["read", "write"]
+LoggedBatch = Literal["rows", "labels"]
 TOKEN_USE_RESOLUTION: Final = timedelta(minutes=1)
 
 
@@ -167,6 +174,51 @@ class AlertFeedback:
     comment: str
     created_at: datetime
     active: bool
+
+
+@dataclass(frozen=True)
+class ContractFinding:
+    """How a version's logged batches depart from its logging contract on one point
+    (:class:`mlwarden.contract.Finding`), counted: shown by ``rows`` or ``labels`` batches
+    (``batch``) since ``first_at``, last at ``last_at``, in ``batches`` batches of ``rows`` rows
+    (``rows_total`` counts every episode); ``cleared_at`` is when a later batch met that part of
+    the contract again (None while the finding is open)."""
+
+    model: str
+    version: str
+    batch: str
+    kind: str
+    column: str
+    message: str
+    first_at: datetime
+    last_at: datetime
+    batches: int
+    rows: int
+    rows_total: int
+    cleared_at: datetime | None = None
+
+    @property
+    def open(self) -> bool:
+        """Whether no batch has met this part of the contract since ``first_at``."""
+        return self.cleared_at is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, times as ISO 8601 text, with ``open``."""
+        return {
+            "model": self.model,
+            "version": self.version,
+            "batch": self.batch,
+            "kind": self.kind,
+            "column": self.column,
+            "message": self.message,
+            "first_at": self.first_at.isoformat(),
+            "last_at": self.last_at.isoformat(),
+            "batches": self.batches,
+            "rows": self.rows,
+            "rows_total": self.rows_total,
+            "cleared_at": None if self.cleared_at is None else self.cleared_at.isoformat(),
+            "open": self.open,
+        }
 
 
 @dataclass(frozen=True)
@@ -807,6 +859,92 @@ class Store:
             return False
         return True
 
+    # -- the logging contract ------------------------------------------------------------------
+
+    def record_contract_findings(
+        self,
+        model: str,
+        version: str,
+        findings: Sequence[Finding],
+        n_rows: int,
+        at: datetime,
+        *,
+        batch: LoggedBatch = "rows",
+    ) -> list[ContractFinding]:
+        """Count a batch of ``n_rows`` rows (or labels: ``batch="labels"``) of ``version``
+        that arrived at ``at`` against the version's logging contract; return the version's
+        open findings of that kind of batch.
+
+        Each of ``findings`` goes on (counted) or opens, again at ``at`` when it was cleared.
+        Every other open finding of the version and kind of batch is cleared at ``at``: this
+        batch meets that part of the contract. A rows batch never clears a labels finding, nor
+        labels a rows finding: each kind of batch carries its own part of the contract.
+
+        Example:
+            >>> from datetime import UTC, datetime
+            >>> from mlwarden.contract import Finding
+            >>> store = Store("sqlite://")
+            >>> store.migrate()
+            >>> _ = store.create_model("m"), store.create_version("m", "1")
+            >>> lacks = Finding("missing_output", "fail_score", "rows carry no 'fail_score'")
+            >>> at = datetime(2025, 2, 1, 10, 4, tzinfo=UTC)
+            >>> [(f.column, f.batches, f.rows) for f in
+            ...  store.record_contract_findings("m", "1", [lacks], 500, at)]
+            [('fail_score', 1, 500)]
+            >>> store.record_contract_findings("m", "1", [], 200, at)
+            []
+        """
+        if batch not in ("rows", "labels"):
+            raise ParameterError(
+                f"A logged batch is 'rows' or 'labels'; got {batch!r}.", parameter="batch"
+            )
+        if isinstance(n_rows, bool) or not isinstance(n_rows, int) or n_rows < 0:
+            raise ParameterError(
+                f"'n_rows' is the batch's number of rows, an int >= 0; got {n_rows!r}.",
+                parameter="n_rows",
+            )
+        at = as_utc(at, "at")
+        shown: dict[tuple[str, str], Finding] = {}
+        for finding in findings:
+            shown.setdefault((finding.kind, finding.column), finding)
+
+        def count() -> list[ContractFinding]:
+            with self.session() as s:
+                m = _model_row(s, model)
+                v = _version_row(s, m, version)
+                _count_findings(s, v.id, batch, shown, n_rows, at)
+                return _findings(s, m, v, open_only=True, batch=batch)
+
+        # Two batches that open the same finding at once both insert it; the one that loses
+        # counts again, now as an update.
+        for _ in range(2):
+            try:
+                return count()
+            except ConflictError:
+                continue
+        return count()
+
+    def contract_findings(
+        self,
+        model: str | None,
+        version: str | None = None,
+        open_only: bool = True,
+        *,
+        batch: LoggedBatch | None = None,
+    ) -> list[ContractFinding]:
+        """The findings of a model's logged batches against its versions' contracts (of one
+        ``version``; of every model when ``model`` is None; of one kind of ``batch``), the
+        open ones unless ``open_only`` is False; by model, version, then in the order they
+        first appeared."""
+        if model is None and version is not None:
+            raise ParameterError(
+                "A version is named within its model: pass the model too.", parameter="model"
+            )
+        with self.session() as s:
+            m = None if model is None else _model_row(s, model)
+            v = None if m is None or version is None else _version_row(s, m, version)
+            return _findings(s, m, v, open_only=open_only, batch=batch)
+
     # -- alerts and incidents ------------------------------------------------------------------
 
     def mark_alert(
@@ -1171,6 +1309,112 @@ def _continued_incident(
                     incident.status, incident.ended_at = "open", None
                 return incident
     return None
+
+
+def _count_findings(
+    s: Session,
+    version_id: int,
+    batch: str,
+    shown: dict[tuple[str, str], Finding],
+    n_rows: int,
+    at: datetime,
+) -> None:
+    """Clear the open findings of a version's ``batch`` kind that a batch no longer shows;
+    count, reopen or open those it shows (see :meth:`Store.record_contract_findings`)."""
+    row = ContractFindingRow
+    of_batch = (row.version_id == version_id, row.batch == batch)
+    still_open = s.execute(
+        select(row.id, row.kind, row.column).where(*of_batch, row.cleared_at.is_(None))
+    ).all()
+    met = [i for i, kind, column in still_open if (kind, column) not in shown]
+    if met:
+        s.execute(
+            update(row)
+            .where(row.id.in_(met), row.cleared_at.is_(None))
+            .values(cleared_at=at)
+            .execution_options(synchronize_session=False)
+        )
+    cleared = row.cleared_at.is_not(None)
+    for (kind, column), finding in shown.items():
+        # Counted in SQL, so that batches counted at once never overwrite each other's counts.
+        counted = cast(
+            "CursorResult[Any]",
+            s.execute(
+                update(row)
+                .where(*of_batch, row.kind == kind, row.column == column)
+                .values(
+                    first_at=case((cleared, literal(at, UTCDateTime())), else_=row.first_at),
+                    batches=case((cleared, 1), else_=row.batches + 1),
+                    rows=case((cleared, n_rows), else_=row.rows + n_rows),
+                    rows_total=row.rows_total + n_rows,
+                    last_at=at,
+                    cleared_at=None,
+                    message=finding.message,
+                )
+                .execution_options(synchronize_session=False)
+            ),
+        )
+        if counted.rowcount == 0:
+            s.add(
+                ContractFindingRow(
+                    version_id=version_id,
+                    batch=batch,
+                    kind=kind,
+                    column=column,
+                    message=finding.message,
+                    first_at=at,
+                    last_at=at,
+                    cleared_at=None,
+                    batches=1,
+                    rows=n_rows,
+                    rows_total=n_rows,
+                )
+            )
+            s.flush()
+
+
+def _findings(
+    s: Session,
+    model: ModelRow | None,
+    version: VersionRow | None,
+    *,
+    open_only: bool,
+    batch: str | None,
+) -> list[ContractFinding]:
+    """The contract findings of one version, of one model or of every model."""
+    row = ContractFindingRow
+    query = (
+        select(row, ModelRow.name, VersionRow.version)
+        .join(VersionRow, VersionRow.id == row.version_id)
+        .join(ModelRow, ModelRow.id == VersionRow.model_id)
+    )
+    if model is not None:
+        query = query.where(VersionRow.model_id == model.id)
+    if version is not None:
+        query = query.where(row.version_id == version.id)
+    if open_only:
+        query = query.where(row.cleared_at.is_(None))
+    if batch is not None:
+        query = query.where(row.batch == batch)
+    found = s.execute(query.order_by(ModelRow.name, VersionRow.id, row.id)).all()
+    return [_contract_finding(r, name, v) for r, name, v in found]
+
+
+def _contract_finding(row: ContractFindingRow, model: str, version: str) -> ContractFinding:
+    return ContractFinding(
+        model=model,
+        version=version,
+        batch=row.batch,
+        kind=row.kind,
+        column=row.column,
+        message=row.message,
+        first_at=row.first_at,
+        last_at=row.last_at,
+        batches=row.batches,
+        rows=row.rows,
+        rows_total=row.rows_total,
+        cleared_at=row.cleared_at,
+    )
 
 
 def _withdraw_emptied(s: Session, incident_ids: set[int | None], at: datetime) -> None:

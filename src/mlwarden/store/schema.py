@@ -449,3 +449,29 @@ class PromotionRow(Base):
     reviewed_by: Mapped[str] = mapped_column(String(200), default="")
     reviewed_at: Mapped[datetime | None] = mapped_column(default=None)
     comment: Mapped[str] = mapped_column(Text, default="")
+
+
+class ContractFindingRow(Base):
+    """How a version's logged batches depart from its logging contract, per finding: a kind
+    (``missing_output``, ``unknown``, …) about one column, shown by a ``rows`` or a ``labels``
+    batch. ``first_at`` is when a batch first showed it since a batch last met that part of the
+    contract (``cleared_at``, null while it is open); ``batches`` and ``rows`` count since
+    ``first_at``, ``rows_total`` since the first time ever."""
+
+    __tablename__ = "contract_findings"
+    __table_args__ = (
+        UniqueConstraint("version_id", "batch", "kind", "column", name="uq_contract_finding"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    batch: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[str] = mapped_column(String(40))
+    column: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text, default="")
+    first_at: Mapped[datetime]
+    last_at: Mapped[datetime]
+    cleared_at: Mapped[datetime | None] = mapped_column(default=None)
+    batches: Mapped[int] = mapped_column(Integer, default=0)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    rows_total: Mapped[int] = mapped_column(Integer, default=0)
