@@ -22,6 +22,20 @@ raises. One background thread (the *sender*) turns queued calls into batches of 
   the ``mlwarden.monitor`` logger, kept under ``spool/rejected/`` with the reason, and not sent
   again.
 
+The version may be an alias (``production``): the server, and a data directory's metadata store
+in path mode, file each batch under the version the alias points at when it arrives. In path
+mode an unknown model, version or alias is refused when the monitor is made.
+
+Each batch is checked against the logging contract of its version (:mod:`mlwarden.contract`:
+the columns it was registered with), fetched once, by the sender, before the first batch
+leaves. Where only one reading is possible the batch is made to meet it -- predictions logged
+apart (column ``prediction``) are stored under the version's one output, labels (``label``)
+under its one target -- and the rename is said once. Any other departure (a missing feature,
+score or event time, a column the version does not know) is said once per kind and column as a
+warning and counted in :attr:`MonitorStats.contract`. Without a contract (a data directory with
+no metadata store, a version registered without columns) batches go as they are, and that is
+said once.
+
 When the queue is full (``queue_rows``), the *oldest* queued rows are dropped to make room: a
 monitor is most useful about what happens now. Every row is accounted for in
 :meth:`Monitor.stats`: once flushed, ``logged = sent + replayed + rejected + dropped + rows still
@@ -43,11 +57,11 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
-from mlwarden.exceptions import ParameterError, check_int
+from mlwarden.exceptions import NotFoundError, ParameterError, StoreError, check_int
 from mlwarden.monitor.batch import (
     Batch,
     Chunk,
@@ -72,6 +86,7 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
+    from mlwarden.contract import Contract
     from mlwarden.lineage import Run
     from mlwarden.monitor.batch import Kind
 
@@ -111,6 +126,11 @@ class MonitorStats:
         queued: rows waiting in memory now.
         spool_files: batches waiting on disk now.
         last_error: the most recent failure, or None.
+        contract: of the rows delivered (sent or replayed), those that departed from the
+            version's logging contract, by ``"<rows|labels>:<kind>:<column>"`` (kinds as in
+            :class:`mlwarden.contract.Finding`, e.g. ``"rows:missing_feature:vibration"``), and
+            those renamed to meet it (``"rows:renamed:prediction->fail_score"``). The warning
+            logged the first time says what each costs.
     """
 
     logged: int
@@ -124,6 +144,7 @@ class MonitorStats:
     queued: int
     spool_files: int
     last_error: str | None
+    contract: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The statistics as plain JSON-ready values."""
@@ -140,7 +161,9 @@ class Monitor:
 
     Parameters:
         model: the model's name (letters, digits, ``-``, ``_``, ``.``).
-        version: the model version that makes the predictions.
+        version: the model version that makes the predictions, or an alias of it
+            (``"production"``): each batch is filed under the version the alias points at
+            when the batch arrives.
         url: the server, e.g. ``"http://127.0.0.1:8765"``.
         token: a write token (``mlwarden token create``); default ``$MLWARDEN_TOKEN``.
         path: a data directory, instead of a server.
@@ -163,6 +186,8 @@ class Monitor:
 
     Raises:
         ParameterError: no destination or two, a missing token, a bad name or number.
+        NotFoundError: in path mode, a model, or a version or alias, that the data
+            directory's metadata store does not know (the message names those it knows).
 
     Example:
         >>> import tempfile
@@ -239,7 +264,23 @@ class Monitor:
             default_spool = _cache_dir() / "spool" / model
         else:
             assert path is not None
-            self._transport = PathTransport(Path(path))
+            transport = PathTransport(Path(path))
+            try:
+                transport.check(model, self.version)
+            except NotFoundError:
+                raise
+            except StoreError as exc:  # an outage of the store must not stop the host
+                logger.warning(
+                    "mlwarden monitor: cannot read the metadata store of %s now (%s); %r version "
+                    "%r is looked up when its first batch is filed",
+                    path,
+                    " ".join(str(exc).split()),
+                    model,
+                    self.version,
+                )
+            finally:
+                transport.close()
+            self._transport = transport
             default_spool = Path(path) / "spool" / model
         self._spool = Spool(
             Path(spool_dir) if spool_dir is not None else default_spool, spool_limit
@@ -253,6 +294,11 @@ class Monitor:
         self._errors = 0
         self._last_error: str | None = None
         self._warned: dict[str, float] = {}
+        # The version's contract, fetched by the sender before the first batch leaves.
+        self._contract: Contract | None = None
+        self._contract_known = False
+        self._contract_rows: dict[str, int] = {}
+        self._said: set[str] = set()
         self._start()
         atexit.register(self._at_exit)
         _forked.add(self)
@@ -553,6 +599,7 @@ class Monitor:
                 queued=self._queued,
                 spool_files=self._spool.pending,
                 last_error=self._last_error,
+                contract=dict(self._contract_rows),
             )
 
     def __enter__(self) -> Monitor:
@@ -684,6 +731,7 @@ class Monitor:
         if self._down and not urgent and time.monotonic() < self._retry_at:
             self._to_spool(batch)
             return
+        batch, departures = self._conform(batch)
         # Known to be down: one probe. A flush or close: one attempt, the spool takes the rest.
         patience = 0.0 if urgent or self._down else self.retry_seconds
         deadline = time.monotonic() + patience
@@ -705,6 +753,7 @@ class Monitor:
                 continue
             self._mark_up()
             self._count(sent=batch.rows, duplicates=batch.rows if duplicate else 0)
+            self._count_contract(departures, batch.rows)
             return
 
     def _replay(self, everything: bool) -> None:
@@ -720,6 +769,7 @@ class Monitor:
                 self._error(exc)
                 self._spool.reject({"reason": str(exc), "file": path.name}, path=path)
                 continue
+            batch, departures = self._conform(batch)
             try:
                 duplicate = self._transport.send(batch)
             except RejectedError as exc:
@@ -732,6 +782,79 @@ class Monitor:
             self._mark_up()
             self._spool.remove(path)
             self._count(replayed=batch.rows, duplicates=batch.rows if duplicate else 0)
+            self._count_contract(departures, batch.rows)
+
+    def _conform(self, batch: Batch) -> tuple[Batch, tuple[str, ...]]:
+        """``batch`` with the renames that make it meet its version's contract, and the keys
+        of :attr:`MonitorStats.contract` it counts under; each said once. A batch of another
+        model or version (from a spool that an earlier monitor shared) goes as it is."""
+        if (batch.model, batch.version) != (self.model, self.version):
+            return batch, ()
+        try:
+            contract = self._version_contract()
+            if contract is None:
+                return batch, ()
+            labels = batch.kind == "labels"
+            table = batch.table
+            keys: list[str] = []
+            renames = contract.renames(table.column_names, labels=labels)
+            if renames:
+                table = table.rename_columns([renames.get(c, c) for c in table.column_names])
+                for source, target in renames.items():
+                    key = f"{batch.kind}:renamed:{source}->{target}"
+                    keys.append(key)
+                    self._say(key, _renamed(contract, source, target, labels), batch)
+            check = contract.check_labels if labels else contract.check_rows
+            for finding in check(table.column_names, filed_by=batch.timestamp):
+                key = f"{batch.kind}:{finding.kind}:{finding.column}"
+                keys.append(key)
+                self._say(key, finding.message, batch)
+        except Exception as exc:  # a check must never cost a batch
+            self._error(exc)
+            return batch, ()
+        return replace(batch, table=table), tuple(keys)
+
+    def _version_contract(self) -> Contract | None:
+        """The contract of this monitor's version, asked of the destination once; None when
+        there is none (said once) or the destination cannot say now (asked again with the
+        next batch)."""
+        if self._contract_known:
+            return self._contract
+        contract: Contract | None = None
+        try:
+            fetched = self._transport.contract(self.model, self.version)
+        except UnreachableError:
+            return None
+        except RejectedError as exc:
+            reason = exc.detail
+        else:
+            contract = None if fetched.empty else fetched
+            reason = "the version was registered without columns"
+        self._contract, self._contract_known = contract, True
+        if contract is None:
+            logger.warning(
+                "mlwarden monitor: the batches of %r version %r are not checked against a "
+                "logging contract: %s",
+                self.model,
+                self.version,
+                reason,
+            )
+        return contract
+
+    def _say(self, key: str, message: str, batch: Batch) -> None:
+        """Warn about a departure from the contract, the first time it is seen."""
+        if key in self._said:
+            return
+        self._said.add(key)
+        logger.warning(
+            "mlwarden monitor: %r version %r: %s (%d %s of this batch; counted in "
+            "stats().contract)",
+            self.model,
+            self.version,
+            message,
+            batch.rows,
+            batch.kind,
+        )
 
     def _to_spool(self, batch: Batch) -> None:
         try:
@@ -823,6 +946,12 @@ class Monitor:
             for key, delta in deltas.items():
                 self._counts[key] += delta
 
+    def _count_contract(self, keys: tuple[str, ...], rows: int) -> None:
+        if keys:
+            with self._cond:
+                for key in keys:
+                    self._contract_rows[key] = self._contract_rows.get(key, 0) + rows
+
     def _error(self, exc: BaseException) -> None:
         with self._cond:
             self._errors += 1
@@ -892,6 +1021,20 @@ def _input_argument(func: Callable[..., Any], arg: int | str | None) -> tuple[in
         if name not in ("self", "cls"):
             return position, name
     return 0, None
+
+
+def _renamed(contract: Contract, source: str, target: str, labels: bool) -> str:
+    """What a rename to meet the contract did, and how to make it unnecessary."""
+    if labels:
+        return (
+            f"labels carry {source!r}, stored as {target!r}, the version's target (name it: "
+            f"log_labels(ids, {{{target!r}: labels}}))"
+        )
+    role = "score" if target in contract.scores else "prediction"
+    return (
+        f"rows carry {source!r}, stored as {target!r}, the version's {role} (name it: "
+        f"log(features, {{{target!r}: predictions}}))"
+    )
 
 
 def _check_name(value: object, parameter: str) -> None:

@@ -3,7 +3,10 @@
 Both answer :meth:`send` the same way: return whether the destination already had the batch
 (a retry it recognized by its batch id), raise :class:`UnreachableError` when trying again later may
 succeed (no connection, a timeout, HTTP 408, 429 or 5xx, a full disk) and :class:`RejectedError`
-when it will not (any other 4xx: a bad token, an unknown model, data the server refuses).
+when it will not (any other 4xx: a bad token, an unknown model, data the server refuses). Both
+file rows logged under an alias (``production``) under the version the alias points at when the
+batch arrives, and both give the logging contract of the version (:meth:`Transport.contract`),
+which the monitor checks its batches against.
 
 The HTTP transport uses only the standard library (``http.client``), so the client adds no
 dependency to the host, and keeps one connection alive for the sender's thread. Rows travel as
@@ -15,9 +18,12 @@ the server's metadata store.
 
 from __future__ import annotations
 
+import difflib
 import http.client
 import json
+import os
 import ssl
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, urlsplit
@@ -25,12 +31,15 @@ from urllib.parse import quote, urlsplit
 import pyarrow as pa
 
 from mlwarden._version import __version__
-from mlwarden.exceptions import MlwardenError, ParameterError
+from mlwarden.contract import Contract
+from mlwarden.exceptions import MlwardenError, NotFoundError, ParameterError, StoreError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     from mlwarden.monitor.batch import Batch
+    from mlwarden.store.metadata import Store, VersionRecord
     from mlwarden.store.rowlog import RowLog
 
 __all__ = [
@@ -43,6 +52,8 @@ __all__ = [
 ]
 
 ARROW_STREAM: Final = "application/vnd.apache.arrow.stream"
+# As mlwarden.store.metadata names it (not imported here: it loads SQLAlchemy).
+DATABASE_URL_ENV: Final = "MLWARDEN_DATABASE_URL"
 _RETRYABLE: Final = frozenset({408, 429})
 _DETAIL_CHARS: Final = 500
 
@@ -68,6 +79,16 @@ class Transport:
 
     def send(self, batch: Batch) -> bool:  # pragma: no cover - interface
         """Deliver ``batch``; True when the destination had it already."""
+        raise NotImplementedError
+
+    def contract(self, model: str, version: str) -> Contract:  # pragma: no cover - interface
+        """The logging contract of ``version`` (or of the version an alias points at).
+
+        Raises:
+            UnreachableError: the destination cannot say now; it may later.
+            RejectedError: there is no contract to check against (an unknown model or
+                version, no metadata store); ``detail`` says why.
+        """
         raise NotImplementedError
 
     def close(self) -> None:
@@ -120,27 +141,52 @@ class HttpTransport(Transport):
             target = f"{self._prefix}/api/v1/models/{model}/labels"
             headers["Content-Type"] = "application/json"
             body = labels_json(batch)
-        status, text = self._post(target, body, headers)
+        status, text = self._request("POST", target, body, headers)
         if 200 <= status < 300:
             try:
                 return bool(json.loads(text).get("duplicate", False))
             except (ValueError, AttributeError):
                 return False
+        raise self._failure(status, text)
+
+    def contract(self, model: str, version: str) -> Contract:
+        """The version's contract from ``GET .../versions/{version}/contract``; from the
+        version's registration (``GET .../versions/{version}``) on a server without it."""
+        base = f"{self._prefix}/api/v1/models/{quote(model, safe='')}"
+        target = f"{base}/versions/{quote(version, safe='')}"
+        headers = {
+            "Authorization": f"Bearer {self._token}",
+            "Accept": "application/json",
+            "User-Agent": f"mlwarden-monitor/{__version__}",
+        }
+        status, text = self._request("GET", f"{target}/contract", None, headers)
+        if status == 404:
+            status, text = self._request("GET", target, None, headers)
+            if 200 <= status < 300:
+                return Contract.from_meta(_document(text, status).get("meta") or {})
+        if 200 <= status < 300:
+            try:
+                return Contract.from_dict(_document(text, status))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise RejectedError(status, f"an unreadable contract ({exc})") from exc
+        raise self._failure(status, text)
+
+    def _failure(self, status: int, text: str) -> UnreachableError | RejectedError:
         detail = _detail(text)
         if status >= 500 or status in _RETRYABLE:
-            raise UnreachableError(f"HTTP {status} from {self.url}: {detail}")
-        raise RejectedError(status, detail)
+            return UnreachableError(f"HTTP {status} from {self.url}: {detail}")
+        return RejectedError(status, detail)
 
-    def _post(
-        self, target: str, body: bytes | memoryview, headers: dict[str, str]
+    def _request(
+        self, method: str, target: str, body: bytes | memoryview | None, headers: dict[str, str]
     ) -> tuple[int, str]:
-        """POST on the kept-alive connection; a connection the server closed while idle is
-        reopened once (the batch id makes the repeat harmless)."""
+        """A request on the kept-alive connection; a connection the server closed while idle
+        is reopened once (the batch id makes the repeat of a POST harmless)."""
         for attempt in range(2):
             reused = self._connection is not None
             connection = self._connect()
             try:
-                connection.request("POST", target, body=body, headers=headers)
+                connection.request(method, target, body=body, headers=headers)
                 response = connection.getresponse()
                 text = response.read().decode("utf-8", errors="replace")
             except (OSError, http.client.HTTPException) as exc:
@@ -175,14 +221,54 @@ class HttpTransport(Transport):
 
 
 class PathTransport(Transport):
-    """The row log under ``path / "log"``, written directly (no server)."""
+    """The row log under ``path / "log"``, written directly (no server).
+
+    The data directory's metadata store -- ``$MLWARDEN_DATABASE_URL``, else the SQLite file
+    ``path / "mlwarden.db"``, as the server and the command line find it -- says which models,
+    versions and aliases exist: rows logged under an alias are filed under the version it points
+    at, and an unknown model or version is refused. A data directory without a metadata store
+    is a bare row log: rows are filed under the version as given, and there is no contract.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        url = os.environ.get(DATABASE_URL_ENV)
+        database = path / "mlwarden.db"
+        self.database_url = url or (f"sqlite:///{database}" if database.is_file() else None)
         self._rowlog: RowLog | None = None
+        self._store: Store | None = None
+        self._versions: set[tuple[str, str]] = set()
 
     def describe(self) -> str:
         return str(self.path / "log")
+
+    def check(self, model: str, version: str) -> None:
+        """Refuse a model, or a version or alias, that the metadata store does not know.
+
+        Raises:
+            NotFoundError: in one line, naming the models (or the model's versions and
+                aliases) that exist.
+            StoreError: the metadata store cannot be read.
+        """
+        if self.database_url is None:
+            return
+        store = self._open()
+        try:
+            store.resolve(model, version)
+        except NotFoundError as exc:
+            raise NotFoundError(
+                _unknown(store, model, version, self._where()), what=exc.what
+            ) from exc
+
+    def contract(self, model: str, version: str) -> Contract:
+        if self.database_url is None:
+            raise RejectedError(
+                None,
+                f"the data directory '{self.path}' has no metadata store (mlwarden.db): the "
+                "version was not registered there; register it (mlwarden register, or "
+                "mlwarden.registry.Registry) to have its rows monitored",
+            )
+        return Contract.from_meta(self._resolve(model, version).meta)
 
     def send(self, batch: Batch) -> bool:
         from mlwarden.store.rowlog import RowLog
@@ -191,14 +277,19 @@ class PathTransport(Transport):
             self._rowlog = RowLog(self.path / "log")
         try:
             if batch.kind == "rows":
+                version = batch.version
+                if self.database_url is not None:
+                    version = self._filed_under(batch.model, batch.version)
                 written = self._rowlog.append(
                     batch.model,
-                    batch.version,
+                    version,
                     batch.table,
                     batch_id=batch.batch_id,
                     timestamp=batch.timestamp,
                 )
             else:
+                if self.database_url is not None:
+                    self._known_model(batch.model)
                 written = self._rowlog.append_labels(
                     batch.model,
                     batch.table,
@@ -211,6 +302,97 @@ class PathTransport(Transport):
         except OSError as exc:
             raise UnreachableError(f"cannot write to {self.describe()}: {_reason(exc)}") from exc
         return written == 0
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def _open(self) -> Store:
+        if self._store is None:
+            from mlwarden.store.metadata import Store
+
+            assert self.database_url is not None
+            self._store = Store(self.database_url)
+        return self._store
+
+    def _filed_under(self, model: str, name: str) -> str:
+        """The version a batch logged under ``name`` is filed under: the version an alias
+        points at now (it may have moved since the monitor was made), else ``name``. Only the
+        model's aliases are read for each batch; a version is looked up once."""
+        with self._reading():
+            aliases = self._open().aliases(model)
+        if name in aliases:
+            return aliases[name]
+        if (model, name) not in self._versions:
+            self._resolve(model, name)
+            self._versions.add((model, name))
+        return name
+
+    def _resolve(self, model: str, version: str) -> VersionRecord:
+        """The version ``version`` is, or points at (an alias)."""
+        with self._reading():
+            return self._open().resolve(model, version)
+
+    def _known_model(self, model: str) -> None:
+        with self._reading():
+            self._open().get_model(model)
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Store errors as the sender understands them: an unknown name rejects the batch, a
+        locked or unreachable database is tried again later."""
+        try:
+            yield
+        except NotFoundError as exc:
+            raise RejectedError(None, " ".join(str(exc).split())) from exc
+        except StoreError as exc:
+            raise UnreachableError(
+                f"cannot read the metadata store ({self._where()}): {exc}"
+            ) from exc
+
+    def _where(self) -> str:
+        if os.environ.get(DATABASE_URL_ENV):
+            return f"the database of ${DATABASE_URL_ENV}"
+        return f"the data directory '{self.path}'"
+
+
+def _unknown(store: Store, model: str, version: str, where: str) -> str:
+    """One line on a model, or a version or alias, that ``store`` does not know, naming what
+    it does know."""
+    names = [m.name for m in store.models()]
+    if model not in names:
+        return (
+            f"No model {model!r} is registered in {where} (models: "
+            f"{', '.join(names) or 'none'}).{_hint(model, names)} Register it first (mlwarden "
+            "register, or mlwarden.registry.Registry), or give a registered model."
+        )
+    versions = [v.version for v in store.versions(model)]
+    aliases = store.aliases(model)
+    pointers = ", ".join(f"{a} -> {v}" for a, v in sorted(aliases.items()))
+    return (
+        f"Model {model!r} has no version or alias {version!r} in {where} (versions: "
+        f"{', '.join(versions) or 'none'}; aliases: {pointers or 'none'})."
+        f"{_hint(version, [*versions, *aliases])}"
+    )
+
+
+def _hint(name: str, names: list[str]) -> str:
+    """A suggestion among ``names``: one that ``name`` begins (``prod``), or a close one."""
+    found = [n for n in names if n.startswith(name)][:1] or difflib.get_close_matches(
+        name, names, n=1
+    )
+    return f" Did you mean {found[0]!r}?" if found else ""
+
+
+def _document(text: str, status: int) -> dict[str, Any]:
+    try:
+        found = json.loads(text)
+    except ValueError:
+        found = None
+    if not isinstance(found, dict):
+        raise RejectedError(status, f"not a JSON object: {_detail(text)}")
+    return found
 
 
 def arrow_stream(table: pa.Table) -> pa.Buffer:
