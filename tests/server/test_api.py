@@ -137,6 +137,23 @@ def test_times_arrive_as_users_have_them(server: Server, tmp_path: Path) -> None
     assert "timestamp" in refused.json()["detail"]
 
 
+def test_labels_without_an_arrival_time_arrive_now(server: Server, tmp_path: Path) -> None:
+    client, _, tokens = server
+    headers = auth(tokens["write"])
+    rows_url = f"{API}/models/defect-model/versions/1/rows"
+    assert client.post(
+        rows_url, json={"batch_id": "r", "rows": rows(3)}, headers=headers
+    ).is_success
+    before = datetime.now(UTC)
+    labels = {"batch_id": "late", "labels": [{"id": "r1", "defect": 1}]}
+    response = client.post(f"{API}/models/defect-model/labels", json=labels, headers=headers)
+    assert response.status_code == 200, response.text
+    joined = RowLog(tmp_path / "log").joined("defect-model")
+    assert joined.filter(pl.col("defect").is_not_null())["id"].to_list() == ["r1"]
+    stored = RowLog(tmp_path / "log").labels("defect-model")
+    assert stored["timestamp"].min() >= before
+
+
 def test_bad_input_is_answered_with_the_field(server: Server) -> None:
     client, _, tokens = server
     url = f"{API}/models/defect-model/versions/1/rows"

@@ -119,7 +119,8 @@ class RowsBatch(BaseModel):
 
 class LabelsBatch(BaseModel):
     """Labels that arrived for earlier rows, by ``id`` (by default the id of the model's
-    versions, when the labels carry it, else ``id``); ``timestamp`` is their arrival time."""
+    versions, when the labels carry it, else ``id``); ``timestamp`` is their arrival time,
+    the time the server receives them when the labels do not carry it."""
 
     batch_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     id: str = Field(default="id", min_length=1, max_length=200)
@@ -497,6 +498,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if len(batch.labels) > settings.max_rows:
             raise HTTPException(413, f"A batch holds at most {settings.max_rows:,} labels.")
         frame = _frame(batch.labels, "labels", batch.timestamp)
+        if batch.timestamp not in frame.columns:  # they arrive now
+            frame = frame.with_columns(
+                pl.lit(datetime.now(UTC), dtype=pl.Datetime("us", "UTC")).alias(batch.timestamp)
+            )
         versions = store.versions(model)
         contracts = [contract_api.contract_of(request.app.state, v) for v in versions]
         given = batch.id if "id" in batch.model_fields_set else None
