@@ -4,6 +4,7 @@ duplicates none; a refused token is not retried forever; the host is never block
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import logging
@@ -262,6 +263,25 @@ def test_the_decorator_returns_the_result_object_and_logs_inputs(tmp_path: Path)
     assert rows["a"].to_list() == [0.1, 0.1, 0.2, 0.7, 0.7, 0.9]
     assert rows.filter(pl.col("a") == 0.9)["prediction"].to_list() == [True]
     assert monitor.stats().errors == 0
+
+
+def test_an_async_handler_is_awaited_and_logged(tmp_path: Path) -> None:
+    """An ``async def`` predict (an async model server's handler) stays a coroutine function,
+    returns its result and logs its inputs once awaited."""
+    import asyncio
+
+    with Monitor(MODEL, VERSION, path=tmp_path, **FAST) as monitor:
+
+        @monitor.wrap
+        async def predict(inputs: dict[str, list[float]]) -> list[bool]:
+            await asyncio.sleep(0)
+            return [x > 3.0 for x in inputs["pressure_bar"]]
+
+        assert inspect.iscoroutinefunction(predict)
+        answers = asyncio.run(predict({"pressure_bar": [2.5, 3.5]}))
+        assert answers == [False, True]
+    rows = stored(tmp_path).sort("pressure_bar")
+    assert rows["prediction"].to_list() == [False, True]
 
 
 def test_a_prediction_whose_input_cannot_be_logged_still_returns(

@@ -429,7 +429,8 @@ class Monitor:
     def wrap(
         self, func: F | None = None, /, *, arg: int | str | None = None
     ) -> F | Callable[[F], F]:
-        """Decorate a ``predict(X)`` function so that each call logs ``X`` and the result.
+        """Decorate a ``predict(X)`` function (or an ``async def`` one) so that each call logs
+        ``X`` and the result.
 
         The wrapped function returns exactly what ``predict`` returned (the same object) and
         raises exactly what it raised; logging happens after it returned and can never make it
@@ -460,14 +461,27 @@ class Monitor:
         log = self.log
         failed = self._failed
 
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            result = func(*args, **kwargs)
+        def logged(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
             try:
                 features = args[position] if len(args) > position else kwargs[name or ""]
                 log(features, result)
             except Exception as exc:  # the host gets its result whatever happens here
                 failed("wrap", exc)
+
+        if inspect.iscoroutinefunction(func):  # an async model server's handler
+
+            @functools.wraps(func)
+            async def awaited(*args: Any, **kwargs: Any) -> Any:
+                result = await func(*args, **kwargs)
+                logged(args, kwargs, result)
+                return result
+
+            return awaited  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            result = func(*args, **kwargs)
+            logged(args, kwargs, result)
             return result
 
         return wrapper
