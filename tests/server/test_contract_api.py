@@ -199,10 +199,13 @@ def test_rows_without_the_score_are_stored_warned_counted_and_shown(site: Site) 
         'mlwarden_contract_rows_total{batch="rows",column="fail_score",kind="missing_output",'
         'model="pump",version="1"} 6.0'
     ) in metrics
+    overview = client.get("/", headers=auth(read)).text
+    assert "2 points of the logging contract missed" in overview
     # Rows that meet the contract clear both findings; the counter keeps its total.
     assert post_rows(client, write, "b3", readings(2, start=6))["warnings"] == []
     assert findings(client, read) == []
     assert banners(client, read) == []
+    assert "of the logging contract missed" not in client.get("/", headers=auth(read)).text
     cleared = findings(client, read, open_only="false")
     assert {(f["column"], f["open"]) for f in cleared} == {
         ("fail_score", False),

@@ -511,14 +511,20 @@ def sparkline(scores: tuple[float | None, ...], width: int = 120, height: int = 
 
 @router.get("/")
 def models_page(request: Request, _: Viewer) -> Response:
-    """Every model with its health at a glance."""
-    health = queries.model_health(_store(request))
+    """Every model with its health at a glance, and how many points of its logging contracts
+    its newest batches miss."""
+    store = _store(request)
+    health = queries.model_health(store)
+    missed: dict[str, int] = {}
+    for finding in store.contract_findings(None):  # the open ones, a handful per model
+        missed[finding.model] = missed.get(finding.model, 0) + 1
     return _render(
         request,
         "models.html.j2",
         title="Models",
         subtitle=f"{len(health)} model{'s' if len(health) != 1 else ''}",
         models=[(h, sparkline(h.scores)) for h in health],
+        missed=missed,
     )
 
 
