@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 ENCODING_OPTION = click.option(
     "--encoding", help="Text encoding of CSV files, e.g. latin-1 or cp1252 (default utf-8)."
 )
-_LISTED = 20
 _TEXT_KINDS = ("categorical", "text")
 
 Named = Mapping[str, Iterable[str | None]]
@@ -83,9 +82,9 @@ def check_columns(available: Sequence[str], path: Path, named: Named) -> None:
                 continue
             close = difflib.get_close_matches(name, available, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            listed = ", ".join(available[:_LISTED])
-            if len(available) > _LISTED:
-                listed += f" and {len(available) - _LISTED} more"
+            from mlwarden.frames import listed_columns
+
+            listed = listed_columns(available)
             raise InputError(
                 f"{option} names the column {name!r}, which '{path}' does not have.{hint} Its "
                 f"columns: {listed}.",

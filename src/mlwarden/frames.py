@@ -51,6 +51,7 @@ __all__ = [
     "detect_format",
     "is_path",
     "iter_batches",
+    "listed_columns",
     "to_polars",
     "to_utc",
 ]
@@ -821,9 +822,7 @@ def _select(
     missing = [name for name in wanted if name not in known]
     if not missing:
         return wanted
-    listed = ", ".join(available[:_LISTED_COLUMNS])
-    if len(available) > _LISTED_COLUMNS:
-        listed += f" and {len(available) - _LISTED_COLUMNS} more"
+    listed = listed_columns(available)
     quoted = ", ".join(repr(name) for name in missing)
     what = f"column {quoted} is" if len(missing) == 1 else f"columns {quoted} are"
     message = f"{what} not in {source}; available: {listed or '(no columns)'}."
@@ -837,6 +836,14 @@ def _select(
     elif guesses:
         message += " Did you mean " + ", ".join(f"{g!r} for {m!r}" for m, g in guesses) + "?"
     raise InputError(message, path=path, column=missing[0])
+
+
+def listed_columns(available: Sequence[str]) -> str:
+    """The first columns of ``available`` for an error message, and how many more there are."""
+    listed = ", ".join(available[:_LISTED_COLUMNS])
+    if len(available) > _LISTED_COLUMNS:
+        listed += f" and {len(available) - _LISTED_COLUMNS} more"
+    return listed
 
 
 def _from_arrow(
